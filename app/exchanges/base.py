@@ -1,0 +1,115 @@
+"""The interface between "what the guard asks an exchange" and "how one exchange answers".
+
+An exchange module turns HTTP and parsing failures into ``app.errors.ExchangeError`` subclasses
+at this boundary and nowhere else. Differences between exchanges are declared as data in
+``Capabilities``; shared code never checks an exchange's name.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import httpx
+from pydantic import SecretStr
+
+from app.domain import AccountSnapshot, AccountStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """API key and secret; both masked in ``repr`` so they never reach a log by accident."""
+
+    api_key: SecretStr
+    api_secret: SecretStr
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an exchange protocol offers and what its calls cost, as data."""
+
+    #: The status answer carries an account trading status string (NORMAL, RESTRICTED, ...).
+    has_trading_status: bool
+    #: The status answer carries quantitative-rule indicators and symbol/account locks.
+    has_quant_rules: bool
+    #: Request weight of one ``fetch_status`` / ``fetch_snapshot`` / ``sync_clock``.
+    status_weight: int
+    snapshot_weight: int
+    time_weight: int
+    #: Documented request-weight limit per minute (per key or per IP, see ``weight_scope``).
+    weight_limit_per_minute: int
+    #: "key" when the budget is per API key, "host" when every key behind one IP shares it.
+    weight_scope: str
+
+
+class CallGate(Protocol):
+    """What a client asks before each request and reports after it.
+
+    Implemented by the refresher (shared weight budget, metrics); exchange modules only see
+    this protocol, so they never import the refresher or metrics.
+    """
+
+    async def before_request(self, weight: int) -> None:
+        """Wait until ``weight`` may be spent; raise ``ExchangeRateLimited`` while banned."""
+
+    def after_response(
+        self, endpoint: str, outcome: str, elapsed_s: float, used_weight: int | None
+    ) -> None:
+        """Record one finished request: ``outcome`` is "ok" or an ``ErrorKind`` value."""
+
+
+class ExchangeClient(abc.ABC):
+    """One account on one exchange. Stateless apart from the learned clock offset."""
+
+    #: Registry name used in configuration (``exchange: generic-v2``).
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        credentials: Credentials,
+        http: httpx.AsyncClient,
+        gate: CallGate,
+        recv_window_ms: int = 5000,
+        timeout_s: float = 5.0,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.http = http
+        self.gate = gate
+        self.recv_window_ms = recv_window_ms
+        self.timeout_s = timeout_s
+        self.clock_offset_ms = 0
+        #: Exchange-specific options from the account's config; validated by the subclass.
+        self.options: Mapping[str, Any] = options or {}
+
+    @abc.abstractmethod
+    async def fetch_status(self) -> AccountStatus:
+        """Fetch what the account may do now (trading status, permissions, rule locks).
+
+        Raises an ``ExchangeError`` subclass on any failure; never returns partial data.
+        """
+
+    @abc.abstractmethod
+    async def fetch_snapshot(self) -> AccountSnapshot:
+        """Fetch balances, margin, positions, open orders and funding.
+
+        Raises an ``ExchangeError`` subclass on any failure; never returns partial data.
+        """
+
+    @abc.abstractmethod
+    async def sync_clock(self) -> int:
+        """Learn ``clock_offset_ms = serverTime - localTime`` and return it."""
+
+    async def check_permissions(self) -> list[str]:
+        """Start-up check of the key's permissions; returns warnings (empty when fine).
+
+        The guard needs read-only keys: a key that can trade or withdraw is worth a loud
+        warning. Exchanges without such an endpoint return no warnings.
+        """
+        return []
