@@ -6,6 +6,7 @@ times are integer epoch milliseconds; data ages are measured on ``time.monotonic
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -243,6 +244,10 @@ class Instant:
 
     wall_ms: int
     mono: float
+
+    @staticmethod
+    def now() -> Instant:
+        return Instant(wall_ms=time.time_ns() // 1_000_000, mono=time.monotonic())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,57 @@
+"""``/can-trade``: may this account place this order now, and if not, why?"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import DecideAuth, ServicesDep
+from app.api.responses import JSONBody
+from app.api.schemas import BatchOut, BatchQuery, DecisionOut, ErrorOut, OrderQuery
+from app.state.store import UnknownAccount
+
+router = APIRouter(tags=["decisions"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut, "description": "Missing or invalid bearer token."},
+    403: {"model": ErrorOut, "description": "The token lacks the `decide` scope."},
+    404: {"model": ErrorOut, "description": "The account is not configured."},
+    422: {"model": ErrorOut, "description": "Invalid input; `fields` names each bad field."},
+}
+
+
+@router.get(
+    "/can-trade",
+    response_model=DecisionOut,
+    responses=_ERRORS,
+    summary="Decide one order (query parameters)",
+)
+async def can_trade_get(
+    query: Annotated[OrderQuery, Query()], services: ServicesDep, _: DecideAuth
+) -> JSONBody:
+    return JSONBody(services.decider.decide(query.intent()))
+
+
+@router.post(
+    "/can-trade",
+    response_model=DecisionOut,
+    responses=_ERRORS,
+    summary="Decide one order (JSON body)",
+)
+async def can_trade_post(query: OrderQuery, services: ServicesDep, _: DecideAuth) -> JSONBody:
+    return JSONBody(services.decider.decide(query.intent()))
+
+
+@router.post(
+    "/can-trade/batch",
+    response_model=BatchOut,
+    responses=_ERRORS,
+    summary="Decide many orders in one request (answers in request order)",
+)
+async def can_trade_batch(batch: BatchQuery, services: ServicesDep, _: DecideAuth) -> JSONBody:
+    for index, order in enumerate(batch.orders):
+        if services.store.get(order.account) is None:
+            raise UnknownAccount(order.account, f"orders.{index}.account")
+    decide = services.decider.decide
+    return JSONBody({"decisions": [decide(order.intent()) for order in batch.orders]})

@@ -1,0 +1,54 @@
+"""Typed access to the services the lifespan built, as ``Annotated`` dependency aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.api.decider import Decider
+from app.api.security import Principal, Scope, TokenAuth
+from app.metrics import Metrics
+from app.state.store import StateStore
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    store: StateStore
+    decider: Decider
+    auth: TokenAuth
+    metrics: Metrics
+    dead_pollers: Callable[[], list[str]]
+    public_health: bool
+    public_metrics: bool
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+# Documents the scheme in OpenAPI; parsing and checking stay in ``TokenAuth`` so a missing or
+# malformed header gets the same 401 body as a wrong token.
+_bearer = HTTPBearer(auto_error=False, description="Bearer token from the guard's config.")
+
+
+def _scope_dependency(scope: Scope) -> Callable[..., Principal]:
+    def check(
+        services: ServicesDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        header = f"Bearer {credentials.credentials}" if credentials else None
+        return services.auth.require(header, scope)
+
+    return check
+
+
+DecideAuth = Annotated[Principal, Depends(_scope_dependency(Scope.DECIDE))]
+ReadAuth = Annotated[Principal, Depends(_scope_dependency(Scope.READ))]

@@ -1,0 +1,69 @@
+"""``/healthz`` (alive), ``/readyz`` (every account fresh), ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from app.api.deps import Services, ServicesDep
+from app.api.responses import JSONBody
+from app.api.security import Scope
+from app.api.views import freshness
+from app.domain import Instant
+
+router = APIRouter(tags=["operations"])
+
+AuthHeader = Annotated[str | None, Header(include_in_schema=False)]
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz(services: ServicesDep, authorization: AuthHeader = None) -> JSONBody:
+    if not services.public_health:
+        services.auth.require(authorization, Scope.READ)
+    return JSONBody({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: every account has fresh data (503 otherwise)",
+    responses={
+        503: {
+            "description": "At least one account is stale, has no data, "
+            "or lost its poller; the body says which."
+        }
+    },
+)
+async def readyz(services: ServicesDep, authorization: AuthHeader = None) -> JSONBody:
+    if not services.public_health:
+        services.auth.require(authorization, Scope.READ)
+    accounts = _freshness_by_account(services)
+    ready = all(v["fresh"] and v["poller_alive"] for v in accounts.values())
+    return JSONBody({"ready": ready, "accounts": accounts}, status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(services: ServicesDep, authorization: AuthHeader = None) -> Response:
+    if not services.public_metrics:
+        services.auth.require(authorization, Scope.READ)
+    _freshness_by_account(services)  # brings the data_fresh gauges up to date
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _freshness_by_account(services: Services) -> dict[str, dict[str, Any]]:
+    now = Instant.now()
+    dead = set(services.dead_pollers())
+    accounts: dict[str, dict[str, Any]] = {}
+    for state in services.store.all():
+        view = freshness(state, services.decider.policy(state.account), now)
+        view["poller_alive"] = state.account not in dead
+        services.metrics.data_fresh.labels(state.account).set(1 if view["fresh"] else 0)
+        accounts[state.account] = view
+    return accounts

@@ -1,0 +1,64 @@
+"""Bearer tokens with scopes, compared in constant time.
+
+Every configured token is compared on every request (``hmac.compare_digest``), so the time
+taken does not reveal which token, if any, nearly matched.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Scope(StrEnum):
+    DECIDE = "decide"
+    READ = "read"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    scopes: frozenset[Scope]
+
+
+class AuthError(Exception):
+    """401 (no or unknown token) or 403 (token lacks the scope)."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+
+
+class TokenAuth:
+    def __init__(self, tokens: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+        """``tokens``: ``(name, secret, scopes)`` triples."""
+        self._tokens = [
+            (secret.encode(), Principal(name, frozenset(Scope(s) for s in scopes)))
+            for name, secret, scopes in tokens
+        ]
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise AuthError(401, "UNAUTHORIZED", "missing bearer token")
+        scheme, _, presented = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            raise AuthError(401, "UNAUTHORIZED", "expected 'Authorization: Bearer <token>'")
+        candidate = presented.strip().encode()
+        found: Principal | None = None
+        for secret, principal in self._tokens:
+            if hmac.compare_digest(secret, candidate) and found is None:
+                found = principal
+        if found is None:
+            raise AuthError(401, "UNAUTHORIZED", "invalid bearer token")
+        return found
+
+    def require(self, authorization: str | None, scope: Scope) -> Principal:
+        principal = self.authenticate(authorization)
+        if scope not in principal.scopes:
+            raise AuthError(403, "FORBIDDEN", f"token lacks the '{scope.value}' scope")
+        return principal

@@ -1,0 +1,277 @@
+"""Settings: one ``Settings`` class with nested models, read only by the composition root.
+
+Sources, highest priority first: environment variables (``PRETRADE_GUARD_<SECTION>__<FIELD>``),
+the YAML file named by ``PRETRADE_GUARD_CONFIG``, then defaults. Secrets are ``SecretStr`` and
+can be given inline or as ``*_file`` paths (container secrets). Invalid configuration raises
+``ConfigError`` whose message names every offending field.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from app.api.security import Scope
+from app.domain import Policy
+from app.errors import ConfigError
+from app.exchanges import EXCHANGES
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "PRETRADE_GUARD_CONFIG"
+
+#: Values that mean "somebody forgot to set this"; refused for every secret.
+_PLACEHOLDERS = frozenset(
+    {"", "changeme", "change-me", "change_me", "secret", "password", "token", "xxx", "todo"}
+)
+_MIN_TOKEN_LENGTH = 12
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _read_secret_file(path: Path, what: str) -> SecretStr:
+    try:
+        mode = path.stat().st_mode
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    if mode & stat.S_IROTH:
+        log.warning("secret file is world-readable; chmod 600 it: %s", path)
+    return SecretStr(value)
+
+
+def _resolve_secret(
+    inline: SecretStr | None, path: Path | None, what: str, *, min_length: int = 1
+) -> SecretStr:
+    if (inline is None) == (path is None):
+        raise ValueError(f"give exactly one of {what} or {what}_file")
+    secret = inline if inline is not None else _read_secret_file(path, what)  # type: ignore[arg-type]
+    raw = secret.get_secret_value()
+    if raw.strip().lower() in _PLACEHOLDERS or raw.startswith("<"):
+        raise ValueError(f"{what} is empty or a placeholder")
+    if len(raw) < min_length:
+        raise ValueError(f"{what} is too short (at least {min_length} characters)")
+    return secret
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: Which decisions get a log line: every one, only denials, or none.
+    decision_log: Literal["all", "denied", "none"] = "all"
+    #: Seconds that in-flight requests get to finish after SIGTERM.
+    graceful_shutdown_s: float = Field(default=10.0, gt=0)
+
+
+class TokenSettings(_Model):
+    name: str = Field(min_length=1, max_length=64)
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    scopes: frozenset[Scope] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _secret(self) -> Self:
+        resolved = _resolve_secret(
+            self.token, self.token_file, "token", min_length=_MIN_TOKEN_LENGTH
+        )
+        object.__setattr__(self, "token", resolved)
+        return self
+
+    def secret(self) -> str:
+        if self.token is None:  # unreachable: the validator resolved it
+            raise ConfigError(f"token {self.name} has no secret")
+        return self.token.get_secret_value()
+
+
+class AuthSettings(_Model):
+    tokens: tuple[TokenSettings, ...] = ()
+    #: ``/healthz`` and ``/readyz`` answer without a token.
+    public_health: bool = True
+    #: ``/metrics`` answers without a token (else it needs the ``read`` scope).
+    public_metrics: bool = True
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique(cls, tokens: tuple[TokenSettings, ...]) -> tuple[TokenSettings, ...]:
+        names = [t.name for t in tokens]
+        if len(names) != len(set(names)):
+            raise ValueError("token names must be unique")
+        secrets = [t.secret() for t in tokens]
+        if len(secrets) != len(set(secrets)):
+            raise ValueError("two tokens share the same secret")
+        return tokens
+
+
+class PollSettings(_Model):
+    status_interval_s: float = Field(default=2.0, gt=0)
+    snapshot_interval_s: float = Field(default=5.0, gt=0)
+    timeout_s: float = Field(default=3.0, gt=0)
+    recv_window_ms: int = Field(default=5000, ge=1, le=60000)
+    #: Each interval is drawn uniformly within +/- this fraction, so accounts do not poll in step.
+    jitter_fraction: float = Field(default=0.1, ge=0, lt=1)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    #: After credentials are rejected, wait this long before trying again.
+    auth_backoff_s: float = Field(default=300.0, gt=0)
+    clock_resync_s: float = Field(default=300.0, gt=0)
+
+
+class PollOverrides(_Model):
+    status_interval_s: float | None = Field(default=None, gt=0)
+    snapshot_interval_s: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+    recv_window_ms: int | None = Field(default=None, ge=1, le=60000)
+
+
+class PolicySettings(_Model):
+    max_status_age_s: float = Field(default=10.0, gt=0)
+    max_snapshot_age_s: float = Field(default=15.0, gt=0)
+    max_margin_ratio: Decimal = Field(default=Decimal("0.8"), gt=0)
+    reduce_only_statuses: frozenset[str] = frozenset()
+    default_leverage: Decimal = Field(default=Decimal(1), gt=0)
+    quant_warning_fraction: Decimal = Field(default=Decimal("0.8"), gt=0, le=1)
+
+
+class PolicyOverrides(_Model):
+    max_status_age_s: float | None = Field(default=None, gt=0)
+    max_snapshot_age_s: float | None = Field(default=None, gt=0)
+    max_margin_ratio: Decimal | None = Field(default=None, gt=0)
+    reduce_only_statuses: frozenset[str] | None = None
+    default_leverage: Decimal | None = Field(default=None, gt=0)
+    quant_warning_fraction: Decimal | None = Field(default=None, gt=0, le=1)
+
+
+class AccountSettings(_Model):
+    exchange: str
+    base_url: str = Field(pattern=r"^https?://[^/\s]+(/.*)?$")
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    api_secret: SecretStr | None = None
+    api_secret_file: Path | None = None
+    poll: PollOverrides = PollOverrides()
+    policy: PolicyOverrides = PolicyOverrides()
+    #: Exchange-specific options, validated by the exchange module.
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, name: str) -> str:
+        if name not in EXCHANGES:
+            raise ValueError(f"unknown exchange {name!r}; known: {', '.join(sorted(EXCHANGES))}")
+        return name
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Self:
+        object.__setattr__(
+            self, "api_key", _resolve_secret(self.api_key, self.api_key_file, "api_key")
+        )
+        object.__setattr__(
+            self, "api_secret", _resolve_secret(self.api_secret, self.api_secret_file, "api_secret")
+        )
+        return self
+
+
+class BudgetSettings(_Model):
+    #: Fraction of the exchange's documented weight limit the guard allows itself to use.
+    weight_target_fraction: float = Field(default=0.8, gt=0, le=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PRETRADE_GUARD_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
+    poll: PollSettings = PollSettings()
+    policy: PolicySettings = PolicySettings()
+    budget: BudgetSettings = BudgetSettings()
+    accounts: dict[str, AccountSettings] = Field(default_factory=dict)
+
+    @field_validator("accounts")
+    @classmethod
+    def _names(cls, accounts: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
+        for name in accounts:
+            if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"account name {name!r}: use 1-64 letters, digits, '-' or '_'")
+        return accounts
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML file (passed as init kwargs), so one value can be
+        # changed per container without editing the file.
+        return (env_settings, init_settings)
+
+    def poll_for(self, account: str) -> PollSettings:
+        overrides = self.accounts[account].poll.model_dump(exclude_none=True)
+        return self.poll.model_copy(update=overrides)
+
+    def policy_for(self, account: str) -> Policy:
+        merged = self.policy.model_copy(
+            update=self.accounts[account].policy.model_dump(exclude_none=True)
+        )
+        return Policy(
+            max_status_age_s=merged.max_status_age_s,
+            max_snapshot_age_s=merged.max_snapshot_age_s,
+            max_margin_ratio=merged.max_margin_ratio,
+            reduce_only_statuses=frozenset(s.upper() for s in merged.reduce_only_statuses),
+            default_leverage=merged.default_leverage,
+            quant_warning_fraction=merged.quant_warning_fraction,
+        )
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (``path`` or ``$PRETRADE_GUARD_CONFIG``), then the environment."""
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        data = loaded or {}
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None

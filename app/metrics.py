@@ -1,0 +1,205 @@
+"""Every Prometheus metric of the guard, created on an injected registry.
+
+Naming: ``pretrade_guard_`` prefix, base units, ``_total`` only on counters, timestamps rather
+than "time since". Labels are bounded: account names come from configuration, reason codes,
+error kinds and endpoints are enums or path templates; never order ids or free text. Series
+that a dashboard needs from the start are created at 0 by ``register_account``.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from app.domain import ReasonCode, TradingStatus
+from app.errors import ErrorKind
+
+#: Trading-status label values: the known statuses plus buckets for everything else.
+STATUS_NOT_REPORTED = "NOT_REPORTED"
+STATUS_OTHER = "OTHER"
+STATUS_LABELS = (*(s.value for s in TradingStatus), STATUS_NOT_REPORTED, STATUS_OTHER)
+
+_FAST_BUCKETS = (
+    0.000005,
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.05,
+)
+_EXCHANGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def status_label(trading_status: str | None) -> str:
+    if trading_status is None:
+        return STATUS_NOT_REPORTED
+    return trading_status if trading_status in TradingStatus.__members__ else STATUS_OTHER
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, version: str) -> None:
+        self.registry = registry
+        self.build_info = Info(
+            "pretrade_guard_build", "Version of the running guard.", registry=registry
+        )
+        self.build_info.info({"version": version, "python": platform.python_version()})
+
+        # ------------------------------------------------------------ decisions
+        self.decisions = Counter(
+            "pretrade_guard_decisions_total",
+            "Decisions answered, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.decision_reasons = Counter(
+            "pretrade_guard_decision_reasons_total",
+            "Reasons given in denied decisions (a decision may carry several).",
+            ["reason"],
+            registry=registry,
+        )
+        self.decision_warnings = Counter(
+            "pretrade_guard_decision_warnings_total",
+            "Warnings attached to decisions.",
+            ["warning"],
+            registry=registry,
+        )
+        self.decision_seconds = Histogram(
+            "pretrade_guard_decision_duration_seconds",
+            "Time to evaluate one order intent (rules only, no HTTP).",
+            buckets=_FAST_BUCKETS,
+            registry=registry,
+        )
+        for outcome in ("allowed", "denied"):
+            self.decisions.labels(outcome)
+        for code in ReasonCode:
+            self.decision_reasons.labels(code.value)
+
+        # ------------------------------------------------------------ HTTP API
+        self.http_requests = Counter(
+            "pretrade_guard_http_requests_total",
+            "HTTP requests served, by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.http_seconds = Histogram(
+            "pretrade_guard_http_request_duration_seconds",
+            "HTTP request latency inside the guard, by route template.",
+            ["route", "method"],
+            buckets=_FAST_BUCKETS,
+            registry=registry,
+        )
+
+        # ------------------------------------------------------------ exchange calls
+        self.exchange_requests = Counter(
+            "pretrade_guard_exchange_requests_total",
+            "Requests sent to exchanges, by endpoint and outcome (ok or an error kind).",
+            ["exchange", "endpoint", "outcome"],
+            registry=registry,
+        )
+        self.exchange_seconds = Histogram(
+            "pretrade_guard_exchange_request_duration_seconds",
+            "Exchange request latency, by endpoint.",
+            ["exchange", "endpoint"],
+            buckets=_EXCHANGE_BUCKETS,
+            registry=registry,
+        )
+        self.used_weight = Gauge(
+            "pretrade_guard_exchange_used_weight",
+            "Request weight the exchange reports as used in the current minute, per budget.",
+            ["budget"],
+            registry=registry,
+        )
+        self.weight_target = Gauge(
+            "pretrade_guard_exchange_weight_target",
+            "Weight per minute the guard allows itself, per budget.",
+            ["budget"],
+            registry=registry,
+        )
+        self.budget_blocked_until = Gauge(
+            "pretrade_guard_exchange_blocked_until_timestamp_seconds",
+            "Until when calls on a budget are paused after a 429/418 (0 when not paused).",
+            ["budget"],
+            registry=registry,
+        )
+        self.poll_stretch = Gauge(
+            "pretrade_guard_poll_interval_stretch_ratio",
+            "Factor applied to poll intervals so all accounts of a budget fit its target.",
+            ["budget"],
+            registry=registry,
+        )
+
+        # ------------------------------------------------------------ refresh / accounts
+        self.refresh_last_success = Gauge(
+            "pretrade_guard_refresh_last_success_timestamp_seconds",
+            "Unix time of the last successful refresh, per account and kind.",
+            ["account", "kind"],
+            registry=registry,
+        )
+        self.refresh_failures = Counter(
+            "pretrade_guard_refresh_failures_total",
+            "Failed refreshes, per account, kind (status/snapshot/clock) and error kind.",
+            ["account", "kind", "error"],
+            registry=registry,
+        )
+        self.consecutive_failures = Gauge(
+            "pretrade_guard_poller_consecutive_failures",
+            "Refresh failures in a row, per account (0 after a success).",
+            ["account"],
+            registry=registry,
+        )
+        self.clock_offset = Gauge(
+            "pretrade_guard_exchange_clock_offset_seconds",
+            "Exchange server time minus local time, as last measured, per account.",
+            ["account"],
+            registry=registry,
+        )
+        self.trading_status = Gauge(
+            "pretrade_guard_account_trading_status",
+            "1 for the account's current trading status, 0 for the others.",
+            ["account", "status"],
+            registry=registry,
+        )
+        self.can_trade = Gauge(
+            "pretrade_guard_account_can_trade",
+            "1 when the exchange reports canTrade true.",
+            ["account"],
+            registry=registry,
+        )
+        self.margin_ratio = Gauge(
+            "pretrade_guard_account_margin_ratio",
+            "Maintenance margin / margin balance (1 when at or past liquidation).",
+            ["account"],
+            registry=registry,
+        )
+        self.available_balance = Gauge(
+            "pretrade_guard_account_available_balance",
+            "Balance available for new orders' initial margin, in the account's asset.",
+            ["account"],
+            registry=registry,
+        )
+        self.data_fresh = Gauge(
+            "pretrade_guard_account_data_fresh",
+            "1 when both status and snapshot are within the account's max age.",
+            ["account"],
+            registry=registry,
+        )
+
+    def register_account(self, account: str) -> None:
+        """Create the account's series at 0 so they exist before the first refresh."""
+        for kind in ("status", "snapshot"):
+            self.refresh_last_success.labels(account, kind).set(0)
+        self.consecutive_failures.labels(account).set(0)
+        self.can_trade.labels(account).set(0)
+        self.data_fresh.labels(account).set(0)
+        for label in STATUS_LABELS:
+            self.trading_status.labels(account, label).set(0)
+        for kind in ("status", "snapshot"):
+            for err in ErrorKind:
+                self.refresh_failures.labels(account, kind, err.value)

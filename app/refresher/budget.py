@@ -1,0 +1,96 @@
+"""Request-weight budgets shared by every account polled against one key or host.
+
+Exchanges count request weight per API key (generic v2) or per IP (Binance USD-M). A budget
+holds the guard under a target fraction of the documented limit three ways:
+
+1. a leaky bucket (aiolimiter) spends at most ``target`` weight per rolling minute;
+2. poll intervals are stretched when the accounts on the budget would need more than that
+   (``stretch``), so adding accounts never pushes the guard over its target;
+3. the exchange's own count (``X-MBX-USED-WEIGHT-1M``) pauses calls until the next minute when
+   it reaches the target (other processes behind the same IP spend the same weight), and a
+   429/418 blocks every account of the budget until ``Retry-After`` has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiolimiter import AsyncLimiter
+
+from app.errors import ExchangeRateLimited
+from app.metrics import Metrics
+
+
+class WeightBudget:
+    """The weight budget of one rate-limit scope (an API key, or a host for per-IP limits)."""
+
+    def __init__(
+        self,
+        name: str,
+        limit_per_minute: int,
+        target_fraction: float,
+        metrics: Metrics,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.target = max(1, int(limit_per_minute * target_fraction))
+        self._limiter = AsyncLimiter(self.target, 60)
+        self._metrics = metrics
+        self._monotonic = monotonic
+        self._wall = wall
+        self._blocked_until = 0.0
+        self._banned = False
+        self._paused_until = 0.0
+        self._demand_per_minute = 0.0
+        metrics.weight_target.labels(name).set(self.target)
+        metrics.budget_blocked_until.labels(name).set(0)
+        metrics.poll_stretch.labels(name).set(1)
+
+    def add_demand(self, weight_per_minute: float) -> None:
+        """Declare the weight per minute one more account will spend at its base intervals."""
+        self._demand_per_minute += weight_per_minute
+        self._metrics.poll_stretch.labels(self.name).set(self.stretch)
+
+    @property
+    def stretch(self) -> float:
+        """Factor (>= 1) by which poll intervals grow so the total demand fits the target."""
+        return max(1.0, self._demand_per_minute / self.target)
+
+    def blocked_for(self) -> float:
+        """Seconds left of a 429/418 block (0 when calls may go out)."""
+        return max(0.0, self._blocked_until - self._monotonic())
+
+    async def acquire(self, weight: int) -> None:
+        """Wait until ``weight`` may be spent; raise while the exchange told us to stop."""
+        remaining = self.blocked_for()
+        if remaining > 0:
+            what = "banned" if self._banned else "rate limited"
+            raise ExchangeRateLimited(
+                f"calls paused: exchange {what} this budget, {remaining:.1f}s left",
+                retry_after_s=remaining,
+                banned=self._banned,
+            )
+        pause = self._paused_until - self._monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        await self._limiter.acquire(min(weight, self.target))
+
+    def observe_used_weight(self, used: int) -> None:
+        """Take the exchange's count of weight used this minute into account."""
+        self._metrics.used_weight.labels(self.name).set(used)
+        if used >= self.target:
+            # The exchange counts per clock minute: wait for the next one (+ a margin).
+            to_next_minute = 60.0 - (self._wall() % 60.0) + 0.5
+            self._paused_until = max(self._paused_until, self._monotonic() + to_next_minute)
+
+    def block(self, retry_after_s: float, *, banned: bool) -> None:
+        """Stop every call on this budget for ``retry_after_s`` (429 or 418 from the exchange)."""
+        until = self._monotonic() + retry_after_s
+        if until > self._blocked_until:
+            self._blocked_until = until
+            self._banned = banned
+            self._metrics.budget_blocked_until.labels(self.name).set(self._wall() + retry_after_s)

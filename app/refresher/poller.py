@@ -1,0 +1,229 @@
+"""One poller per account: keeps its status and snapshot fresh, and never dies.
+
+Status and snapshot run on their own schedules (interval x budget stretch, with jitter). Every
+failure is caught at the loop boundary, classified, counted, logged, recorded in the store
+(the last good data keeps ageing, so decisions turn ``STALE_DATA``) and followed by a wait:
+
+* rate limited / banned: the budget blocks every account on it until ``Retry-After``;
+* credentials rejected: a long pause (``auth_backoff_s``), no hammering;
+* anything else: exponential backoff with full jitter, capped at ``backoff_max_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar
+
+import structlog
+
+from app.domain import AccountSnapshot, AccountStatus, Instant
+from app.errors import (
+    ErrorKind,
+    ExchangeAuthError,
+    ExchangeError,
+    ExchangeRateLimited,
+)
+from app.exchanges.base import ExchangeClient
+from app.metrics import STATUS_LABELS, Metrics, status_label
+from app.refresher.budget import WeightBudget
+from app.state.store import StateStore
+
+T = TypeVar("T")
+log = structlog.get_logger("app.refresher")
+
+
+@dataclass(frozen=True, slots=True)
+class PollTiming:
+    status_interval_s: float = 2.0
+    snapshot_interval_s: float = 5.0
+    jitter_fraction: float = 0.1
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    auth_backoff_s: float = 300.0
+    clock_resync_s: float = 300.0
+
+
+def full_jitter_backoff(failures: int, base_s: float, max_s: float, rng: random.Random) -> float:
+    """AWS "full jitter": uniform in [0, min(max, base * 2**(failures-1))], never below 10 ms."""
+    ceiling = min(max_s, base_s * (2 ** min(failures - 1, 30)))
+    return max(0.01, rng.uniform(0, ceiling))
+
+
+class _Schedule:
+    """Next due time and failure streak of one kind of refresh."""
+
+    def __init__(self, kind: str, interval_s: float) -> None:
+        self.kind = kind
+        self.interval_s = interval_s
+        self.due = 0.0
+        self.failures = 0
+
+
+class AccountPoller:
+    """Refreshes one account forever; ``run`` returns only when cancelled."""
+
+    def __init__(
+        self,
+        account: str,
+        client: ExchangeClient,
+        store: StateStore,
+        metrics: Metrics,
+        budget: WeightBudget,
+        timing: PollTiming,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.account = account
+        self.client = client
+        self.store = store
+        self.metrics = metrics
+        self.budget = budget
+        self.timing = timing
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._status = _Schedule("status", timing.status_interval_s)
+        self._snapshot = _Schedule("snapshot", timing.snapshot_interval_s)
+        self._clock_due = 0.0
+        self._log = log.bind(account=account, exchange=client.name)
+        caps = client.capabilities
+        budget.add_demand(
+            60 / timing.status_interval_s * caps.status_weight
+            + 60 / timing.snapshot_interval_s * caps.snapshot_weight
+        )
+
+    async def run(self) -> None:
+        """Poll until cancelled. No exception escapes except ``CancelledError``."""
+        self._log.info("poller started", base_url=self.client.base_url)
+        while True:
+            await self._step()
+
+    async def _step(self) -> None:
+        if time.monotonic() >= self._clock_due:
+            await self._sync_clock()
+        nxt = min(self._status, self._snapshot, key=lambda s: s.due)
+        delay = min(nxt.due, self._clock_due) - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+            return  # re-evaluate: the clock re-sync may be due first
+        if nxt is self._status:
+            await self._refresh(nxt, self.client.fetch_status, self._on_status)
+        else:
+            await self._refresh(nxt, self.client.fetch_snapshot, self._on_snapshot)
+
+    async def _sync_clock(self) -> None:
+        self._clock_due = time.monotonic() + self.timing.clock_resync_s
+        try:
+            offset_ms = await self.client.sync_clock()
+        except ExchangeRateLimited as exc:
+            self.budget.block(exc.retry_after_s, banned=exc.banned)
+            self._clock_due = time.monotonic() + exc.retry_after_s
+            self._record_failure("clock", exc)
+        except ExchangeError as exc:
+            # Signed calls still work with the old offset; retry the sync soon.
+            self._clock_due = time.monotonic() + min(30.0, self.timing.clock_resync_s)
+            self._record_failure("clock", exc)
+        else:
+            self.metrics.clock_offset.labels(self.account).set(offset_ms / 1000)
+            if abs(offset_ms) > 1000:
+                self._log.warning("exchange clock differs from ours", clock_offset_ms=offset_ms)
+
+    async def _refresh(
+        self,
+        schedule: _Schedule,
+        fetch: Callable[[], Awaitable[T]],
+        on_success: Callable[[T], None],
+    ) -> None:
+        try:
+            value = await fetch()
+        except asyncio.CancelledError:
+            raise
+        except ExchangeRateLimited as exc:
+            self.budget.block(exc.retry_after_s, banned=exc.banned)
+            schedule.failures += 1
+            schedule.due = time.monotonic() + exc.retry_after_s + self.rng.uniform(0, 1)
+            self._record_failure(schedule.kind, exc)
+        except ExchangeAuthError as exc:
+            schedule.failures += 1
+            schedule.due = time.monotonic() + self.timing.auth_backoff_s
+            self._record_failure(schedule.kind, exc)
+        except ExchangeError as exc:
+            schedule.failures += 1
+            schedule.due = time.monotonic() + self._backoff(schedule.failures)
+            self._record_failure(schedule.kind, exc)
+        except Exception as exc:  # the loop boundary: a bug must not kill the poller
+            schedule.failures += 1
+            schedule.due = time.monotonic() + self._backoff(schedule.failures)
+            self._log.exception("refresh crashed", kind=schedule.kind)
+            self._record_failure(schedule.kind, exc)
+        else:
+            schedule.failures = 0
+            schedule.due = time.monotonic() + self._interval(schedule.interval_s)
+            on_success(value)
+            self.metrics.refresh_last_success.labels(self.account, schedule.kind).set(time.time())
+        finally:
+            self.metrics.clock_offset.labels(self.account).set(self.client.clock_offset_ms / 1000)
+            state = self.store.get(self.account)
+            failures = state.consecutive_failures if state else 0
+            self.metrics.consecutive_failures.labels(self.account).set(failures)
+
+    def _interval(self, base_s: float) -> float:
+        jitter = self.timing.jitter_fraction
+        return base_s * self.budget.stretch * self.rng.uniform(1 - jitter, 1 + jitter)
+
+    def _backoff(self, failures: int) -> float:
+        return full_jitter_backoff(
+            failures, self.timing.backoff_base_s, self.timing.backoff_max_s, self.rng
+        )
+
+    def _on_status(self, status: AccountStatus) -> None:
+        previous = self.store.get(self.account)
+        old = previous.status.value if previous and previous.status else None
+        self.store.put_status(self.account, status, Instant.now())
+        label = status_label(status.trading_status)
+        gauge = self.metrics.trading_status
+        for other in STATUS_LABELS:
+            gauge.labels(self.account, other).set(1 if other == label else 0)
+        self.metrics.can_trade.labels(self.account).set(1 if status.can_trade else 0)
+        if old is None or (old.trading_status, old.can_trade, old.futures_enabled) != (
+            status.trading_status,
+            status.can_trade,
+            status.futures_enabled,
+        ):
+            self._log.info(
+                "account status changed",
+                trading_status=status.trading_status,
+                can_trade=status.can_trade,
+                futures_enabled=status.futures_enabled,
+                exchange_reason=status.reason,
+                previous_status=old.trading_status if old else None,
+            )
+
+    def _on_snapshot(self, snapshot: AccountSnapshot) -> None:
+        self.store.put_snapshot(self.account, snapshot, Instant.now())
+        ratio = snapshot.margin_ratio
+        self.metrics.margin_ratio.labels(self.account).set(
+            float(ratio) if ratio is not None else 1.0
+        )
+        self.metrics.available_balance.labels(self.account).set(
+            float(snapshot.available_balance.quantize(Decimal("0.00000001")))
+        )
+
+    def _record_failure(self, kind: str, exc: Exception) -> None:
+        error_kind = exc.kind if isinstance(exc, ExchangeError) else ErrorKind.INTERNAL
+        if isinstance(exc, ExchangeError):
+            message = str(exc)
+        else:  # an unexpected exception's text may hold anything: name its type only
+            message = f"internal error: {type(exc).__name__}"
+        self.metrics.refresh_failures.labels(self.account, kind, error_kind.value).inc()
+        if kind != "clock":
+            self.store.put_failure(self.account, error_kind.value, f"{kind}: {message}")
+        extra = {}
+        if isinstance(exc, ExchangeRateLimited):
+            extra["retry_after_s"] = round(exc.retry_after_s, 3)
+        self._log.warning(
+            "refresh failed", kind=kind, error=error_kind.value, cause=message, **extra
+        )

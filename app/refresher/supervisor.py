@@ -1,0 +1,112 @@
+"""Owns every poller task and the weight budgets they share.
+
+Tasks are kept in a strong-reference list, cancelled and awaited on shutdown. A poller task
+that ends on its own is a bug (``run`` only returns by cancellation); ``dead_pollers`` reports
+it so readiness fails loudly instead of the account silently going stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+import structlog
+
+from app.exchanges.base import CallGate, ExchangeClient
+from app.metrics import Metrics
+from app.refresher.budget import WeightBudget
+from app.refresher.poller import AccountPoller, PollTiming
+from app.state.store import StateStore
+
+log = structlog.get_logger("app.refresher")
+
+
+class BudgetGate:
+    """``CallGate`` for one account: spends weight from its budget and records metrics."""
+
+    def __init__(self, budget: WeightBudget, metrics: Metrics, exchange: str) -> None:
+        self.budget = budget
+        self._requests = metrics.exchange_requests
+        self._seconds = metrics.exchange_seconds
+        self._exchange = exchange
+
+    async def before_request(self, weight: int) -> None:
+        await self.budget.acquire(weight)
+
+    def after_response(
+        self, endpoint: str, outcome: str, elapsed_s: float, used_weight: int | None
+    ) -> None:
+        self._requests.labels(self._exchange, endpoint, outcome).inc()
+        self._seconds.labels(self._exchange, endpoint).observe(elapsed_s)
+        if used_weight is not None:
+            self.budget.observe_used_weight(used_weight)
+
+
+class Budgets:
+    """One ``WeightBudget`` per rate-limit scope, found from a client's declared capabilities."""
+
+    def __init__(self, metrics: Metrics, target_fraction: float) -> None:
+        self._metrics = metrics
+        self._target_fraction = target_fraction
+        self._budgets: dict[tuple[str, ...], WeightBudget] = {}
+
+    def for_account(
+        self, account: str, exchange: str, base_url: str, api_key: str, scope: str, limit: int
+    ) -> WeightBudget:
+        """The budget this account spends from; created on first use.
+
+        ``scope == "host"``: every key behind this process's IP shares the host's budget.
+        ``scope == "key"``: one budget per API key on that host (the label names the first
+        account that uses it, never the key).
+        """
+        host = urlsplit(base_url).netloc
+        key: tuple[str, ...] = (exchange, host) if scope == "host" else (exchange, host, api_key)
+        if key not in self._budgets:
+            name = f"{exchange}@{host}" if scope == "host" else f"{exchange}@{host}/{account}"
+            self._budgets[key] = WeightBudget(name, limit, self._target_fraction, self._metrics)
+        return self._budgets[key]
+
+    def all(self) -> list[WeightBudget]:
+        return list(self._budgets.values())
+
+
+class Refresher:
+    """Starts, watches and stops the pollers."""
+
+    def __init__(self, pollers: Iterable[AccountPoller]) -> None:
+        self.pollers = list(pollers)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self) -> None:
+        for poller in self.pollers:
+            task = asyncio.create_task(poller.run(), name=f"poller:{poller.account}")
+            self._tasks[poller.account] = task
+
+    def dead_pollers(self) -> list[str]:
+        """Accounts whose poller task has ended (it never should while running)."""
+        return [name for name, task in self._tasks.items() if task.done()]
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        results = await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        for name, result in zip(self._tasks, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("poller ended with an error", account=name, error=repr(result))
+        self._tasks.clear()
+
+
+def build_poller(
+    account: str,
+    client: ExchangeClient,
+    budget: WeightBudget,
+    store: StateStore,
+    metrics: Metrics,
+    timing: PollTiming,
+) -> AccountPoller:
+    metrics.register_account(account)
+    return AccountPoller(account, client, store, metrics, budget, timing)
+
+
+__all__ = ["BudgetGate", "Budgets", "CallGate", "Refresher", "build_poller"]

@@ -1,0 +1,90 @@
+"""The store of the latest state of every guarded account.
+
+Each account's state is an immutable ``AccountState`` replaced whole on every change, so a
+reader on the decision path gets a consistent view without locks (the guard runs on one event
+loop; a dict assignment is atomic there). Listeners hear about every replacement; they must be
+cheap and must not raise (the refresher's metrics and the event channel use this).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+from app.domain import AccountSnapshot, AccountState, AccountStatus, Instant, Observed
+
+Listener = Callable[[AccountState, AccountState], None]
+
+
+class UnknownAccount(KeyError):
+    """The account is not configured."""
+
+
+class StateStore:
+    """Latest ``AccountState`` per configured account."""
+
+    def __init__(self, accounts: Iterable[tuple[str, str]]) -> None:
+        """Start with one empty state per ``(account, exchange)``: no data yet."""
+        self._states: dict[str, AccountState] = {
+            name: AccountState(account=name, exchange=exchange) for name, exchange in accounts
+        }
+        self._listeners: list[Listener] = []
+
+    def get(self, account: str) -> AccountState | None:
+        """The account's latest state, or ``None`` if the account is not configured."""
+        return self._states.get(account)
+
+    def accounts(self) -> list[str]:
+        """Configured account names, in configuration order."""
+        return list(self._states)
+
+    def all(self) -> list[AccountState]:
+        return list(self._states.values())
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(old, new)`` after every change of any account."""
+        self._listeners.append(listener)
+
+    def put_status(self, account: str, status: AccountStatus, now: Instant) -> AccountState:
+        """Record a successful status refresh; clears the last error."""
+        return self._replace(
+            account,
+            status=Observed(status, now.mono, now.wall_ms),
+            last_error=None,
+            last_error_kind=None,
+            consecutive_failures=0,
+        )
+
+    def put_snapshot(self, account: str, snapshot: AccountSnapshot, now: Instant) -> AccountState:
+        """Record a successful snapshot refresh; clears the last error."""
+        return self._replace(
+            account,
+            snapshot=Observed(snapshot, now.mono, now.wall_ms),
+            last_error=None,
+            last_error_kind=None,
+            consecutive_failures=0,
+        )
+
+    def put_failure(self, account: str, kind: str, message: str) -> AccountState:
+        """Record a failed refresh. The last good data is kept and keeps ageing."""
+        current = self._require(account)
+        return self._replace(
+            account,
+            last_error=message,
+            last_error_kind=kind,
+            consecutive_failures=current.consecutive_failures + 1,
+        )
+
+    def _require(self, account: str) -> AccountState:
+        try:
+            return self._states[account]
+        except KeyError:
+            raise UnknownAccount(account) from None
+
+    def _replace(self, account: str, **changes: object) -> AccountState:
+        old = self._require(account)
+        new = dataclasses.replace(old, version=old.version + 1, **changes)  # type: ignore[arg-type]
+        self._states[account] = new
+        for listener in self._listeners:
+            listener(old, new)
+        return new
