@@ -146,18 +146,18 @@ class PollOverrides(_Model):
 class PolicySettings(_Model):
     max_status_age_s: float = Field(default=10.0, gt=0)
     max_snapshot_age_s: float = Field(default=15.0, gt=0)
-    max_margin_ratio: Decimal = Field(default=Decimal("0.8"), gt=0)
+    max_margin_ratio: Decimal = Field(default=Decimal("0.8"), gt=0, le=1)
     reduce_only_statuses: frozenset[str] = frozenset()
-    default_leverage: Decimal = Field(default=Decimal(1), gt=0)
+    default_leverage: Decimal = Field(default=Decimal(1), ge=1, le=200)
     quant_warning_fraction: Decimal = Field(default=Decimal("0.8"), gt=0, le=1)
 
 
 class PolicyOverrides(_Model):
     max_status_age_s: float | None = Field(default=None, gt=0)
     max_snapshot_age_s: float | None = Field(default=None, gt=0)
-    max_margin_ratio: Decimal | None = Field(default=None, gt=0)
+    max_margin_ratio: Decimal | None = Field(default=None, gt=0, le=1)
     reduce_only_statuses: frozenset[str] | None = None
-    default_leverage: Decimal | None = Field(default=None, gt=0)
+    default_leverage: Decimal | None = Field(default=None, ge=1, le=200)
     quant_warning_fraction: Decimal | None = Field(default=None, gt=0, le=1)
 
 

@@ -191,6 +191,19 @@ class Metrics:
             registry=registry,
         )
 
+        self.quant_locked = Gauge(
+            "pretrade_guard_quant_rule_locked",
+            "1 while a quantitative-rule lock holds, per account and scope (a symbol or ACCOUNT).",
+            ["account", "scope"],
+            registry=registry,
+        )
+        self.quant_ratio = Gauge(
+            "pretrade_guard_quant_rule_trigger_ratio",
+            "Quantitative-rule indicator value / trigger value (1 = at the trigger).",
+            ["account", "scope", "indicator"],
+            registry=registry,
+        )
+
     def register_account(self, account: str) -> None:
         """Create the account's series at 0 so they exist before the first refresh."""
         for kind in ("status", "snapshot"):

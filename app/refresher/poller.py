@@ -12,6 +12,7 @@ failure is caught at the loop boundary, classified, counted, logged, recorded in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -188,6 +189,7 @@ class AccountPoller:
         for other in STATUS_LABELS:
             gauge.labels(self.account, other).set(1 if other == label else 0)
         self.metrics.can_trade.labels(self.account).set(1 if status.can_trade else 0)
+        self._export_quant_rules(old, status)
         if old is None or (old.trading_status, old.can_trade, old.futures_enabled) != (
             status.trading_status,
             status.can_trade,
@@ -201,6 +203,25 @@ class AccountPoller:
                 exchange_reason=status.reason,
                 previous_status=old.trading_status if old else None,
             )
+
+    def _export_quant_rules(self, old: AccountStatus | None, new: AccountStatus) -> None:
+        """Lock and trigger-ratio gauges; series of indicators that vanished are removed."""
+        locked = self.metrics.quant_locked
+        ratio = self.metrics.quant_ratio
+        current = {(i.scope, i.indicator) for i in new.indicators}
+        for gone in {(i.scope, i.indicator) for i in (old.indicators if old else ())} - current:
+            with contextlib.suppress(KeyError):
+                ratio.remove(self.account, *gone)
+        scopes_locked = {i.scope for i in new.indicators if i.is_locked}
+        for scope in {i.scope for i in (old.indicators if old else ())} - scopes_locked:
+            with contextlib.suppress(KeyError):
+                locked.remove(self.account, scope)
+        for scope in scopes_locked:
+            locked.labels(self.account, scope).set(1)
+        for ind in new.indicators:
+            if ind.trigger_value > 0:
+                value = float(ind.value / ind.trigger_value)
+                ratio.labels(self.account, ind.scope, ind.indicator).set(value)
 
     def _on_snapshot(self, snapshot: AccountSnapshot) -> None:
         self.store.put_snapshot(self.account, snapshot, Instant.now())

@@ -1,0 +1,151 @@
+"""Deny checks on account status, permissions, margin and reduce-only orders.
+
+Every check has the same shape, ``(facts) -> tuple[Reason, ...]``: an empty tuple when it
+has nothing to say, one reason otherwise. Checks never raise and never read a clock; the
+engine runs them in a fixed order and collects every reason.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from app.domain import Reason, ReasonCode
+from app.rules.facts import Facts
+from app.rules.money import required_margin, show_down, show_up
+
+_PASS: tuple[Reason, ...] = ()
+_ONE = Decimal(1)
+
+
+def check_trading_status(facts: Facts) -> tuple[Reason, ...]:
+    """Deny unless the account's trading status is NORMAL.
+
+    Any other status, including one this code does not know, is not normal (fail closed).
+    The one exception is an order that really reduces, in a status the policy lists in
+    ``reduce_only_statuses`` (e.g. RESTRICTED, where exits should stay possible).
+    """
+    status = facts.status
+    if status.is_normal:
+        return _PASS
+    exit_allowed = status.trading_status in facts.policy.reduce_only_statuses
+    if exit_allowed and facts.reduces:
+        return _PASS
+    message = f"account trading status is {status.trading_status}"
+    if status.reason:
+        message += f": {status.reason}"
+    if exit_allowed:
+        message += "; only reduce-only orders that shrink an open position are allowed"
+    return (Reason(ReasonCode.ACCOUNT_NOT_NORMAL, message),)
+
+
+def check_can_trade(facts: Facts) -> tuple[Reason, ...]:
+    """Deny when the exchange says the account may not trade (reduce-only included)."""
+    if facts.status.can_trade:
+        return _PASS
+    return (
+        Reason(ReasonCode.TRADING_DISABLED, "the exchange reports trading disabled (canTrade)"),
+    )
+
+
+def check_futures_enabled(facts: Facts) -> tuple[Reason, ...]:
+    """Deny when futures trading is explicitly disabled; ``None`` (not reported) passes."""
+    if facts.status.futures_enabled is not False:
+        return _PASS
+    return (Reason(ReasonCode.FUTURES_DISABLED, "the exchange reports futures trading disabled"),)
+
+
+def check_margin_ratio(facts: Facts) -> tuple[Reason, ...]:
+    """Deny orders that do not reduce when the margin ratio is at or above the policy limit.
+
+    The ratio is ``None`` when the margin balance is gone while positions are open: the
+    account is at or past liquidation, which denies like an infinite ratio.
+    """
+    if facts.reduces:
+        return _PASS
+    ratio = facts.snapshot.margin_ratio
+    limit = facts.policy.max_margin_ratio
+    if ratio is None:
+        return (
+            Reason(
+                ReasonCode.MARGIN_RATIO_HIGH,
+                "margin balance is zero or negative with open positions (at or past liquidation)",
+                limit=str(limit),
+            ),
+        )
+    if ratio < limit:
+        return _PASS
+    shown = show_up(ratio)
+    return (
+        Reason(
+            ReasonCode.MARGIN_RATIO_HIGH,
+            f"margin ratio {shown} is at or above the limit {limit}",
+            limit=str(limit),
+            observed=shown,
+        ),
+    )
+
+
+def check_reduce_only(facts: Facts) -> tuple[Reason, ...]:
+    """Deny a reduce-only order that would not only shrink an opposite position.
+
+    That is: no position on the opposite side, or a quantity larger than it. The API
+    rejects reduce-only without symbol and side earlier; if one arrives anyway it gets
+    this reason too, since nothing shows that it reduces.
+    """
+    intent = facts.intent
+    if not intent.reduce_only or facts.reduces:
+        return _PASS
+    target = facts.target
+    observed = None if intent.quantity is None else str(intent.quantity)
+    if intent.symbol is None or intent.side is None:
+        message = "a reduce-only order needs a symbol and a side to be checked against a position"
+    elif target is None or target.quantity <= 0:
+        message = f"reduce-only {intent.side} {intent.symbol} has no opposite position to reduce"
+    else:
+        message = (
+            f"reduce-only {intent.side} {intent.quantity} {intent.symbol} exceeds the "
+            f"{target.side} position of {target.quantity}"
+        )
+    limit = "0" if target is None else str(target.quantity)
+    return (Reason(ReasonCode.REDUCE_ONLY_WOULD_INCREASE, message, limit=limit, observed=observed),)
+
+
+def check_margin_sufficiency(facts: Facts) -> tuple[Reason, ...]:
+    """Deny an order whose initial margin exceeds the available balance.
+
+    Runs only for orders that do not reduce and name a symbol and a quantity. The price
+    is the order's limit price, else the position's mark price; with neither the check
+    cannot be made, and that is a deny (never a silent skip). Leverage is the symbol's,
+    else the policy default, and never below 1 (which would understate the margin).
+    """
+    intent = facts.intent
+    symbol = intent.symbol
+    quantity = intent.quantity
+    if facts.reduces or symbol is None or quantity is None:
+        return _PASS
+    snapshot = facts.snapshot
+    price = intent.price or snapshot.mark_price_for(symbol)
+    if price is None or price <= 0:
+        return (
+            Reason(
+                ReasonCode.PRICE_UNAVAILABLE,
+                f"no order price and no mark price known for {symbol}: cannot check margin",
+            ),
+        )
+    leverage = snapshot.leverage_for(symbol) or facts.policy.default_leverage
+    leverage = max(leverage, _ONE)
+    required = required_margin(quantity, price, leverage)
+    available = snapshot.available_balance
+    if required <= available:
+        return _PASS
+    shown_required = show_up(required)
+    shown_available = show_down(available)
+    return (
+        Reason(
+            ReasonCode.INSUFFICIENT_MARGIN,
+            f"order needs {shown_required} {snapshot.asset} initial margin "
+            f"({quantity} × {price} / leverage {leverage}) but {shown_available} is available",
+            limit=shown_available,
+            observed=shown_required,
+        ),
+    )

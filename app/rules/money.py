@@ -1,0 +1,51 @@
+"""Decimal arithmetic and display for the margin checks.
+
+Amounts are compared exactly and shown rounded. Both use explicit contexts instead of
+the thread's current one, so a caller changing ``decimal.getcontext()`` cannot change a
+decision, and no trap can turn an absurd input into an exception on the hot path.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
+
+#: Decimal places shown for amounts and ratios (8, as exchanges print USDT amounts).
+DISPLAY_PLACES = 8
+_DISPLAY_EXP = Decimal(1).scaleb(-DISPLAY_PLACES)
+
+# Rounding up when computing a requirement never understates it (fail closed). No traps:
+# an overflow yields Infinity, which simply fails the comparison it feeds.
+_REQUIRE = Context(prec=34, rounding=ROUND_CEILING, traps=[])
+# Display contexts: a wide precision so any sane amount can be shown with 8 places, and
+# no traps so an insane one shows as NaN instead of raising.
+_SHOW_UP = Context(prec=60, rounding=ROUND_CEILING, traps=[])
+_SHOW_DOWN = Context(prec=60, rounding=ROUND_FLOOR, traps=[])
+
+
+def required_margin(quantity: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
+    """Initial margin of an order, ``quantity × price / leverage``, rounded up."""
+    return _REQUIRE.divide(_REQUIRE.multiply(quantity, price), leverage)
+
+
+def _show(amount: Decimal, context: Context) -> str:
+    if not amount.is_finite():
+        return str(amount)
+    rounded = context.quantize(amount, _DISPLAY_EXP)
+    # Keep the exchange's own notation when nothing is lost ("100.5", not "100.50000000"),
+    # and when the amount is too large to carry 8 places (quantize then yields NaN).
+    if rounded.is_nan() or rounded == amount:
+        return str(amount)
+    return str(rounded)
+
+
+def show_up(amount: Decimal) -> str:
+    """``amount`` for display, rounded up to at most 8 places (observed values over a limit).
+
+    Rounding up keeps a value that exceeds a limit from printing as equal to it.
+    """
+    return _show(amount, _SHOW_UP)
+
+
+def show_down(amount: Decimal) -> str:
+    """``amount`` for display, rounded down to at most 8 places (limits and balances)."""
+    return _show(amount, _SHOW_DOWN)
