@@ -86,7 +86,7 @@ def _build_refresher(
                 timeout_s=poll.timeout_s,
                 options=account.options,
             )
-        except (ValueError, TypeError) as exc:
+        except (ConfigError, ValueError, TypeError) as exc:
             raise ConfigError(f"invalid configuration:\n  accounts.{name}.options: {exc}") from None
         clients.append(client)
         pollers.append(build_poller(name, client, budget, store, metrics, _timing(settings, name)))

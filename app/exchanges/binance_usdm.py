@@ -1,0 +1,127 @@
+"""Client of Binance USDⓈ-M futures (``https://fapi.binance.com``), read-only.
+
+Endpoints and weights (exchanges.md §1.6.8):
+
+=========================================  ======  ============================================
+``GET /fapi/v1/time``                      1       clock offset (public)
+``GET /fapi/v1/accountConfig``             5       ``canTrade`` / ``canDeposit`` / ``canWithdraw``
+``GET /fapi/v1/apiTradingStatus``          10      quant-rule indicators, no ``symbol`` = all
+``GET /fapi/v3/account``                   5       totals and open positions (default)
+``GET /fapi/v1/symbolConfig``              5       leverage / margin type, which v3 dropped
+``GET /fapi/v2/account``                   10      fallback snapshot (5 on its page, 10 in the
+                                                   2024-08-07 change log: budget for 10)
+``GET /sapi/v1/account/apiRestrictions``   1       start-up key-permission check (spot host)
+=========================================  ======  ============================================
+
+Options (``accounts.<name>.options``): ``snapshot_endpoint`` ``"v3"`` (default) or ``"v2"``;
+``sapi_base_url`` (default ``https://api.binance.com``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from app.domain import AccountSnapshot, AccountStatus
+from app.errors import ConfigError, ExchangeError
+from app.exchanges.base import Capabilities
+from app.exchanges.binance_usdm_parsing import (
+    parse_account,
+    parse_status,
+    parse_symbol_config,
+    permission_warnings,
+)
+from app.exchanges.mbx import MbxClient, check_http_url
+
+ACCOUNT_CONFIG_PATH = "/fapi/v1/accountConfig"
+TRADING_STATUS_PATH = "/fapi/v1/apiTradingStatus"
+SYMBOL_CONFIG_PATH = "/fapi/v1/symbolConfig"
+ACCOUNT_PATHS: Mapping[str, str] = {"v3": "/fapi/v3/account", "v2": "/fapi/v2/account"}
+API_RESTRICTIONS_PATH = "/sapi/v1/account/apiRestrictions"
+DEFAULT_SAPI_BASE_URL = "https://api.binance.com"
+
+ACCOUNT_CONFIG_WEIGHT = 5
+TRADING_STATUS_WEIGHT = 10  # 1 with a symbol, 10 without; we want every symbol at once
+V3_ACCOUNT_WEIGHT = 5
+SYMBOL_CONFIG_WEIGHT = 5
+V2_ACCOUNT_WEIGHT = 10
+API_RESTRICTIONS_WEIGHT = 1
+
+_OPTIONS = ("snapshot_endpoint", "sapi_base_url")
+
+
+class BinanceUsdmClient(MbxClient):
+    """One Binance USD-M futures account. Needs a key that can read futures (no trading)."""
+
+    name: ClassVar[str] = "binance-usdm"
+    # v3 account + symbolConfig = 5 + 5, and the v2 fallback alone = 10: the same snapshot
+    # weight either way, so the capabilities can stay class data.
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        has_trading_status=False,
+        has_quant_rules=True,
+        status_weight=ACCOUNT_CONFIG_WEIGHT + TRADING_STATUS_WEIGHT,
+        snapshot_weight=V3_ACCOUNT_WEIGHT + SYMBOL_CONFIG_WEIGHT,
+        time_weight=1,
+        # REQUEST_WEIGHT 2400/min, counted per IP, not per key (exchanges.md §1.4).
+        weight_limit_per_minute=2400,
+        weight_scope="host",
+    )
+    time_path: ClassVar[str] = "/fapi/v1/time"
+    error_hints: ClassVar[Mapping[int, str]] = {
+        # ccxt#18997: retired endpoint versions hard-fail with -5000; v2 account will follow.
+        -5000: (
+            "the exchange retired this endpoint version; if it is the account snapshot, set "
+            "the account option snapshot_endpoint to the other version ('v3' or 'v2')"
+        ),
+    }
+
+    snapshot_endpoint: str
+    sapi_base_url: str
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        """Validate ``snapshot_endpoint`` and ``sapi_base_url``; refuse unknown keys."""
+        unknown = sorted(map(str, set(options) - set(_OPTIONS)))
+        if unknown:
+            raise ConfigError(
+                f"{self.name}: unknown option(s) {', '.join(unknown)}; "
+                f"known options: {', '.join(_OPTIONS)}"
+            )
+        endpoint = options.get("snapshot_endpoint", "v3")
+        if endpoint not in ACCOUNT_PATHS:
+            raise ConfigError(
+                f"{self.name}: options.snapshot_endpoint must be 'v3' or 'v2', got {endpoint!r}"
+            )
+        self.snapshot_endpoint = endpoint
+        sapi = options.get("sapi_base_url", DEFAULT_SAPI_BASE_URL)
+        if not isinstance(sapi, str):
+            raise ConfigError(f"{self.name}: options.sapi_base_url must be a string")
+        self.sapi_base_url = check_http_url(sapi, f"{self.name}: options.sapi_base_url")
+
+    async def fetch_status(self) -> AccountStatus:
+        """``accountConfig`` (may trade) + ``apiTradingStatus`` (quant-rule locks)."""
+        config = await self.get_object(ACCOUNT_CONFIG_PATH, weight=ACCOUNT_CONFIG_WEIGHT)
+        rules = await self.get_object(TRADING_STATUS_PATH, weight=TRADING_STATUS_WEIGHT)
+        return parse_status(config, rules)
+
+    async def fetch_snapshot(self) -> AccountSnapshot:
+        """v3 account + symbolConfig, or the v2 account alone when configured."""
+        path = ACCOUNT_PATHS[self.snapshot_endpoint]
+        if self.snapshot_endpoint == "v2":
+            return parse_account(await self.get_object(path, weight=V2_ACCOUNT_WEIGHT), None)
+        account = await self.get_object(path, weight=V3_ACCOUNT_WEIGHT)
+        rows = await self.get_array(SYMBOL_CONFIG_PATH, weight=SYMBOL_CONFIG_WEIGHT)
+        return parse_account(account, parse_symbol_config(rows, endpoint=SYMBOL_CONFIG_PATH))
+
+    async def check_permissions(self) -> list[str]:
+        """Warn when the key can trade or withdraw; never raises (a failed check is a warning).
+
+        The SAPI lives on the spot host with its own per-endpoint limits; its weight still goes
+        through this account's gate, which over-counts by 1 once at start-up.
+        """
+        try:
+            body = await self.get_object(
+                API_RESTRICTIONS_PATH, weight=API_RESTRICTIONS_WEIGHT, base_url=self.sapi_base_url
+            )
+            return permission_warnings(body)
+        except ExchangeError as exc:
+            return [f"could not verify the API key's permissions: {exc}"]

@@ -1,0 +1,164 @@
+"""Binance-family error answers translated into the guard's exception tree.
+
+Error body: ``{"code": <negative int>, "msg": "<text>"}`` (exchanges.md §1.1, generic-v2-protocol.md
+"Errors"), but proxies and load balancers answer with HTML or nothing, so the HTTP status alone
+must always be enough to classify. The exchange's ``msg`` is redacted before it reaches a message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from app.errors import (
+    ErrorKind,
+    ExchangeAuthError,
+    ExchangeClockSkew,
+    ExchangeError,
+    ExchangeProtocolError,
+    ExchangeRateLimited,
+    ExchangeRejected,
+    ExchangeUnavailable,
+)
+from app.exchanges.redaction import redact
+
+#: Waits when no ``Retry-After`` came: USD-M does not document the header (exchanges.md §1.4),
+#: and bans start at 2 minutes.
+DEFAULT_RATE_LIMIT_WAIT_S = 60.0
+DEFAULT_BAN_WAIT_S = 120.0
+
+AUTH_CODES = frozenset({-1022, -2014, -2015})
+AUTH_CAUSES = (
+    "likely causes: wrong API key or secret; this host's IP is not on the key's IP whitelist; "
+    "futures not enabled on the key (or the key predates the futures account); "
+    "a portfolio-margin account, which must use the /papi API"
+)
+# Codes that mean "the exchange failed, try later" even when sent with a 4xx (exchanges.md §1.5).
+_TRANSIENT_CODES: Mapping[int, ErrorKind] = {
+    -1000: ErrorKind.SERVER_ERROR,  # UNKNOWN
+    -1001: ErrorKind.SERVER_ERROR,  # DISCONNECTED
+    -1007: ErrorKind.TIMEOUT,  # backend timeout
+    -1008: ErrorKind.SERVER_ERROR,  # system-level throttle
+}
+_BANNED_UNTIL_RE = re.compile(r"banned until (\d{10,})", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorAnswer:
+    """What a failed response said, read defensively."""
+
+    status: int
+    code: int | None
+    msg: str
+    retry_after_s: float | None
+
+
+def read_error_answer(
+    response: httpx.Response, *, secrets: Sequence[str], now_ms: int
+) -> ErrorAnswer:
+    """Read status, ``code``, redacted ``msg`` and ``Retry-After`` from a failed response."""
+    code: int | None = None
+    msg = ""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        raw_code = body.get("code")
+        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
+            code = raw_code
+        if isinstance(body.get("msg"), str):
+            msg = redact(body["msg"], secrets)
+    return ErrorAnswer(
+        status=response.status_code,
+        code=code,
+        msg=msg,
+        retry_after_s=parse_retry_after(response.headers.get("Retry-After"), now_ms=now_ms),
+    )
+
+
+def parse_retry_after(value: str | None, *, now_ms: int) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); ``None`` if unusable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now_ms / 1000
+        except (TypeError, ValueError):
+            return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def _describe(text: str, answer: ErrorAnswer, hint: str | None = None) -> str:
+    if answer.msg:
+        text = f"{text}: {answer.msg}"
+    return f"{text}; {hint}" if hint else text
+
+
+def _rate_limited(answer: ErrorAnswer, *, endpoint: str, server_now_ms: int) -> ExchangeError:
+    banned = answer.status == 418 or "banned" in answer.msg.lower()
+    hints: list[float] = []
+    if answer.retry_after_s is not None:
+        hints.append(answer.retry_after_s)
+    # -1003 "Way too many requests; IP banned until 1513693008350": epoch ms of server time.
+    match = _BANNED_UNTIL_RE.search(answer.msg)
+    if match:
+        hints.append(max(0.0, (int(match.group(1)) - server_now_ms) / 1000))
+    default = DEFAULT_BAN_WAIT_S if banned else DEFAULT_RATE_LIMIT_WAIT_S
+    wait = max(hints) if hints else default
+    what = "IP banned by the exchange" if banned else "rate limit exceeded"
+    return ExchangeRateLimited(
+        _describe(f"{what} (HTTP {answer.status}); retry after {wait:.0f} s", answer),
+        retry_after_s=wait,
+        banned=banned,
+        endpoint=endpoint,
+        code=answer.code,
+    )
+
+
+def map_error(
+    answer: ErrorAnswer,
+    *,
+    endpoint: str,
+    server_now_ms: int,
+    hints: Mapping[int, str] | None = None,
+) -> ExchangeError:
+    """Classify a failed answer; ``hints`` adds exchange-specific advice per error code."""
+    status, code = answer.status, answer.code
+    hint = (hints or {}).get(code) if code is not None else None
+    if status in (418, 429) or code == -1003:
+        return _rate_limited(answer, endpoint=endpoint, server_now_ms=server_now_ms)
+    if status >= 500:
+        # Includes 503 "Unknown error" (outcome unknown, exchanges.md §1.4): every call made
+        # here is a read, so an unknown outcome is simply a failed refresh worth retrying.
+        text = _describe(f"exchange failed (HTTP {status})", answer, hint)
+        return ExchangeUnavailable(text, endpoint=endpoint, code=code)
+    transient = ErrorKind.TIMEOUT if status == 408 else _TRANSIENT_CODES.get(code or 0)
+    if transient is not None:
+        text = _describe(f"exchange temporarily failed (HTTP {status})", answer, hint)
+        return ExchangeUnavailable(text, endpoint=endpoint, code=code, kind=transient)
+    if code == -1021:
+        text = _describe("request timestamp outside recvWindow", answer, hint)
+        return ExchangeClockSkew(text, endpoint=endpoint, code=code)
+    if code == -2017:
+        text = _describe("API keys locked on this account", answer, hint)
+        return ExchangeAuthError(text, endpoint=endpoint, code=code)
+    if code in AUTH_CODES or status == 401:
+        text = _describe(f"authentication failed (HTTP {status})", answer, hint or AUTH_CAUSES)
+        return ExchangeAuthError(text, endpoint=endpoint, code=code)
+    if 400 <= status < 500:
+        text = _describe(f"request rejected (HTTP {status})", answer, hint)
+        return ExchangeRejected(text, endpoint=endpoint, code=code)
+    # 1xx/3xx: httpx follows no redirects, so this is a wrong base URL or a proxy in the way.
+    text = _describe(f"unexpected HTTP status {status}", answer, hint)
+    return ExchangeProtocolError(text, endpoint=endpoint, code=code)
