@@ -1,0 +1,8 @@
+"""The exchange APIs the simulator speaks, each declared as a tuple of ``Endpoint``."""
+
+from __future__ import annotations
+
+from simulator.endpoint import Endpoint
+from simulator.faces import binance, generic_v2
+
+ENDPOINTS: tuple[Endpoint, ...] = (*generic_v2.ENDPOINTS, *binance.ENDPOINTS)

@@ -1,0 +1,129 @@
+"""The scenario file: which accounts exist, what they hold, and how strict the limits are.
+
+A scenario is read once at start-up; ``POST /_sim/reset`` returns the simulator to it. Account
+fields (``status``, ``account``, ``indicators``) are kept as plain JSON-like data and served as
+given, so tests control every value the guard sees, including wrong ones.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+#: What an API key may look like; anything else is answered with -2014 (bad key format).
+API_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+#: Symbols every account "trades" on the Binance face (v2 account lists every market symbol).
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
+
+
+def check_api_key(value: str) -> str:
+    """``value`` if it is a plausible API key; ``ValueError`` otherwise (for validators)."""
+    if not API_KEY_PATTERN.fullmatch(value):
+        raise ValueError("api_key must be 1-128 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+class ScenarioError(Exception):
+    """The scenario file cannot be read or does not describe a valid scenario."""
+
+
+class AccountSpec(BaseModel):
+    """One exchange account as the scenario file declares it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    api_key: str
+    api_secret: str = Field(min_length=1)
+    key_permissions: dict[str, Any] = Field(default_factory=dict)
+    status: dict[str, Any] = Field(default_factory=dict)
+    account: dict[str, Any] = Field(default_factory=dict)
+    indicators: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+
+    @field_validator("key_permissions", "status", "account", "indicators", mode="before")
+    @classmethod
+    def _empty_when_null(cls, value: object) -> object:
+        # ``status:`` with nothing after it is YAML null; treat it as "no overrides".
+        return {} if value is None else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_format(cls, value: str) -> str:
+        return check_api_key(value)
+
+
+class Scenario(BaseModel):
+    """The whole scenario file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: generic-v2 face: weight budget per API key and window.
+    weight_limit_per_minute: PositiveInt = 1200
+    #: Binance face: weight budget per client IP and window (shared by every key).
+    binance_weight_limit_per_minute: PositiveInt = 2400
+    #: Length of the rolling weight window; 60 like the exchanges, shorter in tests.
+    weight_window_s: PositiveFloat = 60.0
+    #: How long a client that kept calling after a 429 stays banned (418).
+    ban_s: PositiveFloat = 120.0
+    #: Requests arriving this soon after the first 429 get another 429, not a ban: they were
+    #: already in flight when the client was told to wait.
+    ban_grace_s: NonNegativeFloat = 0.5
+    #: How many recent requests ``GET /_sim/requests`` keeps.
+    request_log_size: PositiveInt = 1000
+    #: Market symbols on the Binance face (positions' symbols are added automatically).
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    accounts: list[AccountSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Scenario:
+        for attribute in ("id", "api_key"):
+            seen: set[str] = set()
+            for spec in self.accounts:
+                value = getattr(spec, attribute)
+                if value in seen:
+                    raise ValueError(f"duplicate account {attribute}: {value!r}")
+                seen.add(value)
+        return self
+
+
+def parse_scenario(data: object) -> Scenario:
+    """Validate already-parsed YAML/JSON data; raise ``ScenarioError`` naming every problem."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '<root>'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ScenarioError(f"invalid scenario: {problems}") from exc
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"scenario {path} is not valid YAML: {exc}") from exc
+    try:
+        return parse_scenario(data)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path}: {exc}") from exc.__cause__

@@ -1,0 +1,3 @@
+"""Shared fixtures for every test package."""
+
+pytest_plugins = ("tests.support.guard_fixtures",)
