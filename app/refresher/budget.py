@@ -3,7 +3,11 @@
 Exchanges count request weight per API key (generic v2) or per IP (Binance USD-M). A budget
 holds the guard under a target fraction of the documented limit three ways:
 
-1. a leaky bucket (aiolimiter) spends at most ``target`` weight per rolling minute;
+1. a leaky bucket (aiolimiter) shaped so that no rolling minute can see more than ``target``
+   weight: a bucket of capacity C refilled at C per P seconds lets through at most
+   C + 60*C/P in any 60 s; with P = 6 s and C = target/11 that is exactly ``target``
+   (sustained: 10/11 of it). A bucket of ``target`` per 60 s would allow a burst of
+   ``target`` on top of the refill, up to twice the target in one minute;
 2. poll intervals are stretched when the accounts on the budget would need more than that
    (``stretch``), so adding accounts never pushes the guard over its target;
 3. the exchange's own count (``X-MBX-USED-WEIGHT-1M``) pauses calls until the next minute when
@@ -22,6 +26,9 @@ from aiolimiter import AsyncLimiter
 from app.errors import ExchangeRateLimited
 from app.metrics import Metrics
 
+_REFILL_PERIOD_S = 6.0
+_BUCKETS_PER_MINUTE_PLUS_ONE = 60 / _REFILL_PERIOD_S + 1  # C + 10*C = target
+
 
 class WeightBudget:
     """The weight budget of one rate-limit scope (an API key, or a host for per-IP limits)."""
@@ -38,7 +45,10 @@ class WeightBudget:
     ) -> None:
         self.name = name
         self.target = max(1, int(limit_per_minute * target_fraction))
-        self._limiter = AsyncLimiter(self.target, 60)
+        self._capacity = max(1.0, self.target / _BUCKETS_PER_MINUTE_PLUS_ONE)
+        self._limiter = AsyncLimiter(self._capacity, _REFILL_PERIOD_S)
+        #: Weight per minute the bucket lets through when callers are always waiting.
+        self.sustained_per_minute = self._capacity * 60 / _REFILL_PERIOD_S
         self._metrics = metrics
         self._monotonic = monotonic
         self._wall = wall
@@ -58,7 +68,7 @@ class WeightBudget:
     @property
     def stretch(self) -> float:
         """Factor (>= 1) by which poll intervals grow so the total demand fits the target."""
-        return max(1.0, self._demand_per_minute / self.target)
+        return max(1.0, self._demand_per_minute / self.sustained_per_minute)
 
     def blocked_for(self) -> float:
         """Seconds left of a 429/418 block (0 when calls may go out)."""
@@ -77,7 +87,7 @@ class WeightBudget:
         pause = self._paused_until - self._monotonic()
         if pause > 0:
             await asyncio.sleep(pause)
-        await self._limiter.acquire(min(weight, self.target))
+        await self._limiter.acquire(min(float(weight), self._capacity))
 
     def observe_used_weight(self, used: int) -> None:
         """Take the exchange's count of weight used this minute into account."""

@@ -49,8 +49,8 @@ def test_target_is_the_configured_fraction_of_the_limit() -> None:
     ("accounts", "expected_stretch"),
     [
         pytest.param(1, 1.0, id="one-account-fits"),
-        pytest.param(10, 1.0, id="ten-accounts-fit"),
-        pytest.param(50, 5.0, id="fifty-accounts-stretch-5x"),
+        pytest.param(9, 1.0, id="nine-accounts-fit"),
+        pytest.param(50, 50 * 60 / (600 * 10 / 11), id="fifty-accounts-stretch-5.5x"),
     ],
 )
 def test_demand_beyond_the_target_stretches_intervals(
@@ -63,6 +63,27 @@ def test_demand_beyond_the_target_stretches_intervals(
     assert gauge(metrics, "pretrade_guard_poll_interval_stretch_ratio") == pytest.approx(
         expected_stretch
     )
+
+
+async def test_no_rolling_minute_can_spend_more_than_the_target() -> None:
+    b, _, _ = budget(1200, 0.5)  # target 600
+    loop = asyncio.get_running_loop()
+    spent: list[tuple[float, int]] = []
+
+    async def spend() -> None:
+        while True:
+            await b.acquire(5)
+            spent.append((loop.time(), 5))
+
+    task = asyncio.create_task(spend())
+    await asyncio.sleep(0.2)  # only the burst can go out this fast
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    burst = sum(w for _, w in spent)
+    # The burst is the bucket's capacity (target/11), so burst + a minute of refill <= target.
+    assert burst <= 600 / 11 + 5
+    assert burst + b.sustained_per_minute <= 600 + 5
 
 
 async def test_a_429_blocks_every_caller_until_retry_after() -> None:
