@@ -1,0 +1,1 @@
+"""Checks of the deployment artefacts: Prometheus rules and config, Grafana dashboard, compose."""
