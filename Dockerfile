@@ -1,0 +1,76 @@
+# syntax=docker/dockerfile:1
+#
+# pretrade-guard image: the guard (`pretrade-guard`, default CMD) and the bundled
+# exchange simulator (`pretrade-sim`) in one virtualenv, runtime deps only.
+#
+#   docker build -t pretrade-guard:local .
+#   docker run --rm -p 8080:8080 -v "$PWD/deploy/demo:/config:ro" \
+#     -e PRETRADE_GUARD_CONFIG=/config/guard.compose.yaml pretrade-guard:local
+#
+# Both stages must use the same base so the venv's interpreter symlinks resolve.
+# Pinned by tag; pin by digest (python:3.11-slim-trixie@sha256:...) where the
+# registry is reachable to look it up.
+ARG PYTHON_IMAGE=python:3.11-slim-trixie
+
+# ---------------------------------------------------------------- builder stage
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_INPUT=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+# Dependencies first: this layer is rebuilt only when the lock changes.
+# Every runtime dependency ships a manylinux wheel, so no compiler is needed.
+COPY requirements/runtime.lock /tmp/runtime.lock
+RUN pip install --no-cache-dir -r /tmp/runtime.lock
+
+# Then the project itself, without resolving anything again.
+WORKDIR /src
+# README.m[d]: pyproject names README.md as the long description; the glob keeps
+# the build working while it does not exist yet.
+COPY pyproject.toml README.m[d] ./
+COPY app ./app
+COPY simulator ./simulator
+RUN pip install --no-cache-dir --no-deps .
+
+# ------------------------------------------------------------------ final stage
+FROM ${PYTHON_IMAGE}
+
+LABEL org.opencontainers.image.title="pretrade-guard" \
+      org.opencontainers.image.description="Answers 'may this account place this order now, and if not, why?'"
+
+# Fixed uid/gid so volume ownership and Kubernetes runAsUser are predictable.
+RUN groupadd --system --gid 10001 guard \
+    && useradd --system --no-log-init --uid 10001 --gid guard \
+       --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin guard \
+    && install -d -o guard -g guard -m 0750 /var/lib/pretrade-guard
+
+COPY --from=builder /opt/venv /opt/venv
+
+# PRETRADE_GUARD_SERVER__* override the config file: inside a container the
+# guard must listen on all interfaces, on the port EXPOSE and HEALTHCHECK use.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PRETRADE_GUARD_SERVER__HOST=0.0.0.0 \
+    PRETRADE_GUARD_SERVER__PORT=8080
+
+# Writable state (e.g. persisted kill switches) lives in /var/lib/pretrade-guard;
+# the code in /opt/venv stays root-owned and read-only for the service user.
+WORKDIR /var/lib/pretrade-guard
+USER 10001:10001
+
+EXPOSE 8080
+
+# Liveness only (/readyz is the readiness signal). No curl in slim images, so
+# python's urllib; urlopen raises on non-2xx and on connection errors -> exit 1.
+# The port follows PRETRADE_GUARD_SERVER__PORT so a re-ported container stays healthy.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PRETRADE_GUARD_SERVER__PORT', '8080'), timeout=2)"]
+
+# One process, one uvicorn worker: the program runs uvicorn itself and handles
+# SIGTERM (docker stop) gracefully as PID 1.
+CMD ["pretrade-guard"]
