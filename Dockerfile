@@ -51,26 +51,31 @@ RUN groupadd --system --gid 10001 guard \
 COPY --from=builder /opt/venv /opt/venv
 
 # PRETRADE_GUARD_SERVER__* override the config file: inside a container the
-# guard must listen on all interfaces, on the port EXPOSE and HEALTHCHECK use.
+# guard listens on all interfaces, on the port EXPOSE and HEALTHCHECK use, and
+# keeps its database (kill switches, audit log) in the one writable directory:
+# mount a volume there or engaged kill switches do not survive a new container.
+# The code in /opt/venv stays root-owned and read-only for the service user.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PRETRADE_GUARD_SERVER__HOST=0.0.0.0 \
-    PRETRADE_GUARD_SERVER__PORT=8080
+    PRETRADE_GUARD_SERVER__PORT=8080 \
+    PRETRADE_GUARD_SERVER__DATA_DIR=/var/lib/pretrade-guard
 
-# Writable state (e.g. persisted kill switches) lives in /var/lib/pretrade-guard;
-# the code in /opt/venv stays root-owned and read-only for the service user.
 WORKDIR /var/lib/pretrade-guard
 USER 10001:10001
 
 EXPOSE 8080
 
 # Liveness only (/readyz is the readiness signal). No curl in slim images, so
-# python's urllib; urlopen raises on non-2xx and on connection errors -> exit 1.
-# The port follows PRETRADE_GUARD_SERVER__PORT so a re-ported container stays healthy.
+# python's urllib: open() raises on non-2xx and on connection errors -> exit 1.
+# No proxy (an HTTP_PROXY in the environment must not swallow a loopback probe);
+# the port follows PRETRADE_GUARD_SERVER__PORT so a re-ported container stays healthy.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PRETRADE_GUARD_SERVER__PORT', '8080'), timeout=2)"]
+    CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:%s/healthz' % os.environ.get('PRETRADE_GUARD_SERVER__PORT', '8080'), timeout=2)"]
 
 # One process, one uvicorn worker: the program runs uvicorn itself and handles
-# SIGTERM (docker stop) gracefully as PID 1.
+# SIGTERM (docker stop) gracefully as PID 1, within server.graceful_shutdown_s
+# (default 10 s, the same as docker stop's default grace: give it a little more,
+# e.g. `docker stop -t 15` / compose stop_grace_period).
 CMD ["pretrade-guard"]

@@ -80,10 +80,6 @@ openapi: $(STAMP) ## Regenerate openapi/openapi.json from the app
 openapi-check: $(STAMP) ## Fail if openapi/openapi.json differs from the app
 	$(BIN)/python -m app.openapi_spec check
 
-alerts-check: ## promtool: Prometheus config, alert rules and their unit tests (Debian: prometheus)
-	promtool check config deploy/prometheus/prometheus.yml
-	promtool test rules deploy/prometheus/alerts.test.yml
-
 container-lint: $(STAMP) ## hadolint the Dockerfile, validate docker-compose.yml against the compose spec
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
