@@ -6,14 +6,34 @@ multiply exchange weight and split the cache. Scale with replicas.
 
 from __future__ import annotations
 
+import math
 import sys
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 
 from app.config import load_settings
 from app.errors import ConfigError
 from app.logs import configure_logging
-from app.main import create_app
+from app.main import begin_shutdown, create_app
+
+
+class _GuardServer(uvicorn.Server):
+    """uvicorn waits for open connections before the app's lifespan hears of a shutdown, and an
+    ``/events`` stream never closes by itself; ending the streams when the signal arrives keeps
+    SIGTERM from waiting out the whole graceful-shutdown timeout."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._guard_app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal once it has shut down, so the process would end "killed
+        # by SIGTERM" (exit 143). A requested stop that drained its requests is a clean exit: 0.
+        self._captured_signals.clear()
+        begin_shutdown(self._guard_app)
 
 
 def main() -> None:
@@ -36,9 +56,9 @@ def main() -> None:
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=int(settings.server.graceful_shutdown_s),
+        timeout_graceful_shutdown=math.ceil(settings.server.graceful_shutdown_s),  # never 0
     )
-    uvicorn.Server(config).run()
+    _GuardServer(config, app).run()
 
 
 if __name__ == "__main__":

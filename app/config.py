@@ -13,7 +13,7 @@ import os
 import stat
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -28,8 +28,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.api.security import Scope
-from app.domain import Policy
+from app.domain import Policy, RateLimit
 from app.errors import ConfigError
+from app.events.model import EventType
 from app.exchanges import EXCHANGES
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class ServerSettings(_Model):
     decision_log: Literal["all", "denied", "none"] = "all"
     #: Seconds that in-flight requests get to finish after SIGTERM.
     graceful_shutdown_s: float = Field(default=10.0, gt=0)
+    #: Where the guard keeps its database (kill switches, audit log); created if missing.
+    #: Mount a volume here in a container, or engaged switches do not survive a new one.
+    data_dir: Path = Path("var")
 
 
 class TokenSettings(_Model):
@@ -143,6 +147,30 @@ class PollOverrides(_Model):
     recv_window_ms: int | None = Field(default=None, ge=1, le=60000)
 
 
+class RateLimitSettings(_Model):
+    """At most ``max_orders`` allowed orders in any ``window_s`` sliding window."""
+
+    max_orders: int = Field(ge=1, le=1_000_000)
+    window_s: float = Field(gt=0, le=3600)
+
+    def to_domain(self) -> RateLimit:
+        return RateLimit(max_orders=self.max_orders, window_s=self.window_s)
+
+
+PositiveAmount = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+NonNegativeAmount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+
+#: Limit fields for which an explicit ``null`` in an account's overrides means "no limit"
+#: (instead of "inherit the global value").
+LIMIT_FIELDS = (
+    "max_order_notional",
+    "max_position_notional",
+    "min_available_after_order",
+    "order_rate",
+    "symbol_order_rate",
+)
+
+
 class PolicySettings(_Model):
     max_status_age_s: float = Field(default=10.0, gt=0)
     max_snapshot_age_s: float = Field(default=15.0, gt=0)
@@ -150,6 +178,12 @@ class PolicySettings(_Model):
     reduce_only_statuses: frozenset[str] = frozenset()
     default_leverage: Decimal = Field(default=Decimal(1), ge=1, le=200)
     quant_warning_fraction: Decimal = Field(default=Decimal("0.8"), gt=0, le=1)
+    # Limits shared by every bot of an account (absent = no limit), in the margin asset.
+    max_order_notional: PositiveAmount | None = None
+    max_position_notional: PositiveAmount | None = None
+    min_available_after_order: NonNegativeAmount | None = None
+    order_rate: RateLimitSettings | None = None
+    symbol_order_rate: RateLimitSettings | None = None
 
 
 class PolicyOverrides(_Model):
@@ -159,6 +193,12 @@ class PolicyOverrides(_Model):
     reduce_only_statuses: frozenset[str] | None = None
     default_leverage: Decimal | None = Field(default=None, ge=1, le=200)
     quant_warning_fraction: Decimal | None = Field(default=None, gt=0, le=1)
+    #: For these, absent inherits the global value and an explicit ``null`` removes the limit.
+    max_order_notional: PositiveAmount | None = None
+    max_position_notional: PositiveAmount | None = None
+    min_available_after_order: NonNegativeAmount | None = None
+    order_rate: RateLimitSettings | None = None
+    symbol_order_rate: RateLimitSettings | None = None
 
 
 class AccountSettings(_Model):
@@ -191,6 +231,49 @@ class AccountSettings(_Model):
         return self
 
 
+class EventSettings(_Model):
+    #: How often the watcher looks for data turning stale or fresh and for expired switches.
+    watch_interval_s: float = Field(default=0.5, gt=0, le=10)
+    #: Comment lines sent on an idle ``/events`` stream so proxies keep it open.
+    sse_keepalive_s: float = Field(default=15.0, gt=0, le=300)
+    #: Events buffered per ``/events`` client; a client that falls further behind is dropped.
+    sse_queue_size: int = Field(default=256, ge=1, le=100_000)
+    #: Recent events kept for clients that reconnect with ``Last-Event-ID``.
+    replay_size: int = Field(default=1000, ge=0, le=100_000)
+
+
+class WebhookSettings(_Model):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    #: Per attempt (connect, send, wait for the answer).
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_base_s: float = Field(default=0.5, gt=0, le=60)
+    backoff_max_s: float = Field(default=30.0, gt=0, le=600)
+    #: Events waiting for delivery; when full, the oldest is dropped (and counted).
+    queue_size: int = Field(default=1000, ge=1, le=100_000)
+    #: Only these event types (absent = all).
+    event_types: frozenset[EventType] | None = None
+    #: Only events of these accounts, plus global ones (absent = all).
+    accounts: frozenset[str] | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> Self:
+        object.__setattr__(
+            self,
+            "secret",
+            _resolve_secret(self.secret, self.secret_file, "secret", min_length=_MIN_TOKEN_LENGTH),
+        )
+        return self
+
+    def secret_bytes(self) -> bytes:
+        if self.secret is None:  # unreachable: the validator resolved it
+            raise ConfigError(f"webhook {self.name} has no secret")
+        return self.secret.get_secret_value().encode()
+
+
 class BudgetSettings(_Model):
     #: Fraction of the exchange's documented weight limit the guard allows itself to use.
     weight_target_fraction: float = Field(default=0.8, gt=0, le=1)
@@ -206,6 +289,8 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     policy: PolicySettings = PolicySettings()
     budget: BudgetSettings = BudgetSettings()
+    events: EventSettings = EventSettings()
+    webhooks: tuple[WebhookSettings, ...] = ()
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
     @field_validator("accounts")
@@ -215,6 +300,17 @@ class Settings(BaseSettings):
             if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
                 raise ValueError(f"account name {name!r}: use 1-64 letters, digits, '-' or '_'")
         return accounts
+
+    @model_validator(mode="after")
+    def _webhooks(self) -> Self:
+        names = [hook.name for hook in self.webhooks]
+        if len(names) != len(set(names)):
+            raise ValueError("webhooks: names must be unique")
+        for hook in self.webhooks:
+            unknown = sorted((hook.accounts or frozenset()) - set(self.accounts))
+            if unknown:
+                raise ValueError(f"webhooks.{hook.name}.accounts: unknown accounts {unknown}")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -234,9 +330,12 @@ class Settings(BaseSettings):
         return self.poll.model_copy(update=overrides)
 
     def policy_for(self, account: str) -> Policy:
-        merged = self.policy.model_copy(
-            update=self.accounts[account].policy.model_dump(exclude_none=True)
-        )
+        overrides = self.accounts[account].policy
+        update = overrides.model_dump(exclude_none=True)
+        for name in LIMIT_FIELDS:  # an explicit null removes a global limit
+            if name in overrides.model_fields_set and getattr(overrides, name) is None:
+                update[name] = None
+        merged = self.policy.model_copy(update=update)
         return Policy(
             max_status_age_s=merged.max_status_age_s,
             max_snapshot_age_s=merged.max_snapshot_age_s,
@@ -244,7 +343,21 @@ class Settings(BaseSettings):
             reduce_only_statuses=frozenset(s.upper() for s in merged.reduce_only_statuses),
             default_leverage=merged.default_leverage,
             quant_warning_fraction=merged.quant_warning_fraction,
+            max_order_notional=merged.max_order_notional,
+            max_position_notional=merged.max_position_notional,
+            min_available_after_order=merged.min_available_after_order,
+            order_rate=_rate(merged.order_rate),
+            symbol_order_rate=_rate(merged.symbol_order_rate),
         )
+
+
+def _rate(value: RateLimitSettings | dict[str, Any] | None) -> RateLimit | None:
+    # model_copy(update=...) does not validate, so an override arrives as a plain dict.
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = RateLimitSettings(**value)
+    return value.to_domain()
 
 
 def _format_errors(exc: ValidationError) -> str:

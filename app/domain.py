@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import StrEnum
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+_RATIO = Context(prec=28, traps=[])  # margin_ratio: overflow gives Infinity, not an error
 
 #: Key that exchanges use for an account-wide quantitative-rule lock instead of a symbol.
 ACCOUNT_SCOPE = "ACCOUNT"
@@ -188,7 +189,8 @@ class AccountSnapshot:
             return Decimal(0)
         if self.margin_balance <= 0:
             return None
-        return self.maintenance_margin / self.margin_balance
+        # No traps: absurd exchange amounts (1e999999) give Infinity, which denies, not a 500.
+        return _RATIO.divide(self.maintenance_margin, self.margin_balance)
 
     def position(self, symbol: str, side: PositionSide) -> Position | None:
         for pos in self.positions:
@@ -272,6 +274,33 @@ class Reason:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``max_orders`` allowed orders in any sliding window of ``window_s`` seconds."""
+
+    max_orders: int
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateCount:
+    """Allowed orders already counted in the current window (this order not included).
+
+    ``retry_after_ms`` is when one more would fit, computed by the counter for its limit.
+    """
+
+    observed: int
+    retry_after_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRate:
+    """What the order-rate counter saw for one decision: per account and per symbol."""
+
+    account: RateCount | None = None
+    symbol: RateCount | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Per-account decision policy, built from configuration by the composition root."""
 
@@ -284,6 +313,17 @@ class Policy:
     default_leverage: Decimal = Decimal(1)
     #: ``value / triggerValue`` at or above which a quant-rule indicator produces a warning.
     quant_warning_fraction: Decimal = Decimal("0.8")
+    # Limits shared by every bot of the account; ``None`` means no limit.
+    #: Largest notional (quantity × price) of one order.
+    max_order_notional: Decimal | None = None
+    #: Largest notional of the position on the order's side of a symbol after the order.
+    max_position_notional: Decimal | None = None
+    #: Available balance that must remain after the order's initial margin.
+    min_available_after_order: Decimal | None = None
+    #: Allowed orders per window for the whole account (every bot together).
+    order_rate: RateLimit | None = None
+    #: Allowed orders per window for one symbol of the account.
+    symbol_order_rate: RateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,3 +331,62 @@ class Decision:
     allowed: bool
     reasons: tuple[Reason, ...] = ()
     warnings: tuple[Reason, ...] = ()
+
+
+# --------------------------------------------------------------------------- operator controls
+
+
+class KillSwitchScope(StrEnum):
+    GLOBAL = "global"
+    ACCOUNT = "account"
+    SYMBOL = "symbol"  # one symbol of one account
+
+
+class KillSwitchMode(StrEnum):
+    #: Deny every order, reduce-only included.
+    HALT = "HALT"
+    #: Deny every order except reduce-only orders that really shrink a position.
+    REDUCE_ONLY = "REDUCE_ONLY"
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitch:
+    """An operator's stop, engaged through the admin API; audited and persisted.
+
+    ``account`` is set for the account and symbol scopes, ``symbol`` for the symbol scope.
+    Times are wall-clock epoch milliseconds (they must survive a restart).
+    """
+
+    id: str
+    scope: KillSwitchScope
+    mode: KillSwitchMode
+    actor: str
+    reason: str
+    created_at_ms: int
+    account: str | None = None
+    symbol: str | None = None
+    expires_at_ms: int | None = None
+
+    def active(self, now_wall_ms: int) -> bool:
+        """False once the expiry has passed (an expired switch holds nothing)."""
+        return self.expires_at_ms is None or now_wall_ms < self.expires_at_ms
+
+    def covers(self, account: str, symbol: str | None) -> bool:
+        """Whether the switch applies to an order of ``account`` on ``symbol``.
+
+        A symbol switch applies only to orders naming its symbol: a bare "may it trade"
+        question about the account is not about that symbol.
+        """
+        if self.scope is KillSwitchScope.GLOBAL:
+            return True
+        if self.account != account:
+            return False
+        return self.scope is KillSwitchScope.ACCOUNT or self.symbol == symbol
+
+    def describe(self) -> str:
+        """``account acc-1 symbol BTCUSDT``-style text naming the scope."""
+        if self.scope is KillSwitchScope.GLOBAL:
+            return "global"
+        if self.scope is KillSwitchScope.ACCOUNT:
+            return f"account {self.account}"
+        return f"account {self.account} symbol {self.symbol}"

@@ -3,12 +3,14 @@
 ``create_app(settings)`` builds the store, rules policies, auth and metrics at once (so the
 app answers — with ``NO_DATA`` — before the first refresh), and its lifespan owns the HTTP
 client, the exchange clients and the pollers: started on startup, cancelled and awaited on
-shutdown.
+shutdown. It also owns the operator side: the kill-switch database (opened on startup, so
+building the app touches no disk), the event watcher and the webhook workers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError
@@ -19,18 +21,23 @@ import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from app.api import accounts, can_trade, handlers, health
+from app.api import accounts, admin, can_trade, events, handlers, health
 from app.api.decider import Decider
 from app.api.deps import Services
 from app.api.middleware import RequestMetrics
 from app.api.security import TokenAuth
-from app.config import Settings
+from app.config import Settings, WebhookSettings
+from app.domain import KillSwitchScope
 from app.errors import ConfigError
+from app.events.bus import EventBus
+from app.events.watch import StateEvents, Watcher, kill_switch_event
+from app.events.webhooks import WebhookDispatcher, Webhooks, WebhookTarget
 from app.exchanges import client_class
 from app.exchanges.base import Credentials, ExchangeClient
 from app.metrics import Metrics
 from app.refresher.poller import PollTiming
 from app.refresher.supervisor import BudgetGate, Budgets, Refresher, build_poller
+from app.state.killswitch import KillSwitchChange, KillSwitchStore
 from app.state.store import StateStore
 
 log = structlog.get_logger("app")
@@ -93,6 +100,36 @@ def _build_refresher(
     return Refresher(pollers), clients
 
 
+def _webhook_target(hook: WebhookSettings) -> WebhookTarget:
+    return WebhookTarget(
+        name=hook.name,
+        url=hook.url,
+        secret=hook.secret_bytes(),
+        timeout_s=hook.timeout_s,
+        max_attempts=hook.max_attempts,
+        event_types=hook.event_types,
+        accounts=hook.accounts,
+        queue_size=hook.queue_size,
+        backoff_base_s=hook.backoff_base_s,
+        backoff_max_s=hook.backoff_max_s,
+    )
+
+
+def _count_switches(metrics: Metrics, kill_switches: KillSwitchStore) -> None:
+    counts = dict.fromkeys(KillSwitchScope, 0)
+    for switch in kill_switches.active():
+        counts[switch.scope] += 1
+    for scope, engaged in counts.items():
+        metrics.kill_switches_engaged.labels(scope.value).set(engaged)
+
+
+def begin_shutdown(app: FastAPI) -> None:
+    """Called as shutdown begins (from the signal handler, before connections drain): ends
+    the ``/events`` streams so they do not hold the graceful shutdown open."""
+    services: Services = app.state.services
+    services.events.close_threadsafe()
+
+
 async def _check_permissions(clients: list[ExchangeClient]) -> None:
     for client in clients:
         for warning in await client.check_permissions():
@@ -105,9 +142,43 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     metrics = Metrics(registry or CollectorRegistry(), version)
     store = StateStore((name, acc.exchange) for name, acc in settings.accounts.items())
     policies = {name: settings.policy_for(name) for name in settings.accounts}
-    decider = Decider(store, policies, metrics, decision_log=settings.server.decision_log)
+    kill_switches = KillSwitchStore(settings.server.data_dir)
+    decider = Decider(
+        store,
+        policies,
+        metrics,
+        decision_log=settings.server.decision_log,
+        switches=kill_switches.for_account,
+    )
     auth = TokenAuth((t.name, t.secret(), t.scopes) for t in settings.auth.tokens)
     running: dict[str, Refresher] = {}
+
+    # Events: state changes and kill-switch changes go to the bus, the bus to the log, the
+    # SSE streams and the webhook workers.
+    bus = EventBus(
+        metrics,
+        subscriber_queue=settings.events.sse_queue_size,
+        replay=settings.events.replay_size,
+    )
+    store.subscribe(StateEvents(bus, decider.policy))
+
+    def on_kill_switch(change: KillSwitchChange) -> None:
+        _count_switches(metrics, kill_switches)
+        bus.publish(kill_switch_event(change))
+
+    kill_switches.subscribe(on_kill_switch)
+    webhooks = Webhooks(
+        [
+            WebhookDispatcher(
+                _webhook_target(hook), metrics, user_agent=f"pretrade-guard/{version}"
+            )
+            for hook in settings.webhooks
+        ]
+    )
+    bus.add_sink(webhooks)
+    watcher = Watcher(
+        store, decider.policy, bus, kill_switches, interval_s=settings.events.watch_interval_s
+    )
 
     def dead_pollers() -> list[str]:
         refresher = running.get("refresher")
@@ -123,17 +194,51 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Kill switches first: no decision may be answered before engaged ones are loaded.
+        try:
+            await kill_switches.open()
+        except (OSError, sqlite3.Error, RuntimeError) as exc:
+            log.error(
+                "cannot open the guard's database", path=str(kill_switches.path), error=str(exc)
+            )
+            await http.aclose()
+            raise
+        _count_switches(metrics, kill_switches)
+        for switch in kill_switches.active():
+            log.warning(
+                "kill switch engaged",
+                kill_switch=switch.id,
+                scope=switch.scope.value,
+                mode=switch.mode.value,
+                account=switch.account,
+                symbol=switch.symbol,
+                actor=switch.actor,
+                reason=switch.reason,
+            )
+        bus.bind_loop()
+        webhooks.start()
         refresher.start()
         running["refresher"] = refresher
+        watching = asyncio.create_task(watcher.run(), name="event-watcher")
         checks = asyncio.create_task(_check_permissions(clients), name="permission-checks")
-        log.info("guard started", version=version, accounts=len(settings.accounts))
+        log.info(
+            "guard started",
+            version=version,
+            accounts=len(settings.accounts),
+            webhooks=len(settings.webhooks),
+            data_dir=str(settings.server.data_dir),
+        )
         try:
             yield
         finally:
-            checks.cancel()
-            await asyncio.gather(checks, return_exceptions=True)
+            for task in (checks, watching):
+                task.cancel()
+            await asyncio.gather(checks, watching, return_exceptions=True)
             running.pop("refresher", None)
             await refresher.stop()
+            bus.close()
+            await webhooks.stop()
+            await kill_switches.close()
             await http.aclose()
             log.info("guard stopped")
 
@@ -156,10 +261,15 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         dead_pollers=dead_pollers,
         public_health=settings.auth.public_health,
         public_metrics=settings.auth.public_metrics,
+        kill_switches=kill_switches,
+        events=bus,
+        sse_keepalive_s=settings.events.sse_keepalive_s,
     )
     handlers.install(app)
     app.include_router(can_trade.router)
     app.include_router(accounts.router)
+    app.include_router(events.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

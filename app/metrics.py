@@ -1,9 +1,11 @@
 """Every Prometheus metric of the guard, created on an injected registry.
 
 Naming: ``pretrade_guard_`` prefix, base units, ``_total`` only on counters, timestamps rather
-than "time since". Labels are bounded: account names come from configuration, reason codes,
-error kinds and endpoints are enums or path templates; never order ids or free text. Series
-that a dashboard needs from the start are created at 0 by ``register_account``.
+than "time since". Labels are bounded: account and webhook names come from configuration,
+reason codes, event types, kill-switch scopes, error kinds and endpoints are enums or path
+templates; never order ids, event ids, kill-switch ids or free text (actors, reasons). Series
+that a dashboard needs from the start are created at 0 (here, by ``register_account``, and by
+each webhook dispatcher for its own series).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import platform
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from app.domain import ReasonCode, TradingStatus
+from app.domain import KillSwitchScope, ReasonCode, TradingStatus
 from app.errors import ErrorKind
+from app.events.model import EventType
 
 #: Trading-status label values: the known statuses plus buckets for everything else.
 STATUS_NOT_REPORTED = "NOT_REPORTED"
@@ -124,7 +127,8 @@ class Metrics:
         )
         self.budget_blocked_until = Gauge(
             "pretrade_guard_exchange_blocked_until_timestamp_seconds",
-            "Until when calls on a budget are paused after a 429/418 (0 when not paused).",
+            "Until when calls on a budget are paused after a 429/418 "
+            "(0 before the first pause; a past time once it is over).",
             ["budget"],
             registry=registry,
         )
@@ -201,6 +205,42 @@ class Metrics:
             "pretrade_guard_quant_rule_trigger_ratio",
             "Quantitative-rule indicator value / trigger value (1 = at the trigger).",
             ["account", "scope", "indicator"],
+            registry=registry,
+        )
+
+        # ------------------------------------------------------------ operator controls, events
+        self.kill_switches_engaged = Gauge(
+            "pretrade_guard_kill_switches_engaged",
+            "Kill switches engaged now, by scope (global, account, symbol).",
+            ["scope"],
+            registry=registry,
+        )
+        for scope in KillSwitchScope:
+            self.kill_switches_engaged.labels(scope.value).set(0)
+        self.events = Counter(
+            "pretrade_guard_events_total",
+            "Status-change events published, by type.",
+            ["type"],
+            registry=registry,
+        )
+        for event_type in EventType:
+            self.events.labels(event_type.value)
+        self.sse_subscribers = Gauge(
+            "pretrade_guard_sse_subscribers",
+            "Clients connected to the /events stream.",
+            registry=registry,
+        )
+        self.webhook_deliveries = Counter(
+            "pretrade_guard_webhook_deliveries_total",
+            "Webhook delivery outcomes: delivered, retried (one per retry), failed (gave up), "
+            "dropped (queue full or shutdown).",
+            ["webhook", "outcome"],
+            registry=registry,
+        )
+        self.webhook_queue_depth = Gauge(
+            "pretrade_guard_webhook_queue_depth",
+            "Events waiting for delivery, per webhook.",
+            ["webhook"],
             registry=registry,
         )
 

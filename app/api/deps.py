@@ -11,7 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.decider import Decider
 from app.api.security import Principal, Scope, TokenAuth
+from app.events.bus import EventBus
 from app.metrics import Metrics
+from app.state.killswitch import KillSwitchStore
 from app.state.store import StateStore
 
 
@@ -24,6 +26,9 @@ class Services:
     dead_pollers: Callable[[], list[str]]
     public_health: bool
     public_metrics: bool
+    kill_switches: KillSwitchStore
+    events: EventBus
+    sse_keepalive_s: float = 15.0
 
 
 def get_services(request: Request) -> Services:
@@ -52,3 +57,4 @@ def _scope_dependency(scope: Scope) -> Callable[..., Principal]:
 
 DecideAuth = Annotated[Principal, Depends(_scope_dependency(Scope.DECIDE))]
 ReadAuth = Annotated[Principal, Depends(_scope_dependency(Scope.READ))]
+AdminAuth = Annotated[Principal, Depends(_scope_dependency(Scope.ADMIN))]

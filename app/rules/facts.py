@@ -8,7 +8,9 @@ from app.domain import (
     AccountSnapshot,
     AccountStatus,
     Instant,
+    KillSwitch,
     OrderIntent,
+    OrderRate,
     OrderSide,
     Policy,
     Position,
@@ -32,6 +34,10 @@ class Facts(NamedTuple):
     target: Position | None
     #: True when the order is reduce-only and fits inside ``target``.
     reduces: bool
+    #: Kill switches that may concern the account (the check filters scope and expiry).
+    switches: tuple[KillSwitch, ...] = ()
+    #: Allowed orders already counted in the rate windows; ``None`` when nothing is counted.
+    rate: OrderRate | None = None
 
 
 def target_position(intent: OrderIntent, snapshot: AccountSnapshot) -> Position | None:
@@ -64,7 +70,10 @@ def build_facts(
     snapshot: AccountSnapshot,
     policy: Policy,
     now: Instant,
+    switches: tuple[KillSwitch, ...] = (),
+    rate: OrderRate | None = None,
 ) -> Facts:
     """Resolve the facts for one decision (the target position is looked up once)."""
     target = target_position(intent, snapshot)
-    return Facts(intent, status, snapshot, policy, now, target, really_reduces(intent, target))
+    reduces = really_reduces(intent, target)
+    return Facts(intent, status, snapshot, policy, now, target, reduces, switches, rate)

@@ -16,6 +16,8 @@ _DISPLAY_EXP = Decimal(1).scaleb(-DISPLAY_PLACES)
 # Rounding up when computing a requirement never understates it (fail closed). No traps:
 # an overflow yields Infinity, which simply fails the comparison it feeds.
 _REQUIRE = Context(prec=34, rounding=ROUND_CEILING, traps=[])
+# A balance left over is rounded down, for the same reason.
+_LEFT = Context(prec=34, rounding=ROUND_FLOOR, traps=[])
 # Display contexts: a wide precision so any sane amount can be shown with 8 places, and
 # no traps so an insane one shows as NaN instead of raising.
 _SHOW_UP = Context(prec=60, rounding=ROUND_CEILING, traps=[])
@@ -49,3 +51,13 @@ def show_up(amount: Decimal) -> str:
 def show_down(amount: Decimal) -> str:
     """``amount`` for display, rounded down to at most 8 places (limits and balances)."""
     return _show(amount, _SHOW_DOWN)
+
+
+def order_notional(quantity: Decimal, price: Decimal) -> Decimal:
+    """Notional of an order or position, ``quantity × price``, rounded up."""
+    return _REQUIRE.multiply(quantity, price)
+
+
+def subtract(minuend: Decimal, subtrahend: Decimal) -> Decimal:
+    """``minuend - subtrahend`` rounded down (what is left is never overstated)."""
+    return _LEFT.subtract(minuend, subtrahend)

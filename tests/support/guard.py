@@ -71,6 +71,9 @@ class GuardProcess:
         command: list[str] | None = None,
     ) -> None:
         self.config = dict(config)
+        # Each guard keeps its database (kill switches, audit) in the test's directory, not in
+        # the repository's ./var, unless the test chose a data_dir itself.
+        self.config["server"] = {"data_dir": str(workdir / "data"), **self.config["server"]}
         self.port = int(self.config["server"]["port"])
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.config_path = workdir / f"guard-{self.port}.yaml"
@@ -87,7 +90,11 @@ class GuardProcess:
                 self.command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         if wait:
-            wait_until(self._healthy, timeout=20, what="guard /healthz")
+            try:
+                wait_until(self._healthy, timeout=20, what="guard /healthz")
+            except BaseException:
+                self.stop()  # never leave a half-started guard running
+                raise
         return self
 
     def _healthy(self) -> bool:

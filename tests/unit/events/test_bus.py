@@ -1,0 +1,111 @@
+"""The event bus: stamps, logs, counts and fans out without ever waiting on a consumer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from app.events.bus import EventBus, Subscription
+from app.events.model import Event, EventType, StampedEvent
+from app.metrics import Metrics
+
+STALE_A = Event(EventType.DATA_STALE, "a", None, {"status_age_ms": 1})
+LOCK_B = Event(EventType.SYMBOL_LOCKED, "b", "BTCUSDT", {})
+GLOBAL = Event(EventType.KILL_SWITCH_ENGAGED, None, None, {"mode": "HALT"})
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry(), "test")
+
+
+def bus_with(metrics: Metrics, **kwargs: int) -> EventBus:
+    return EventBus(metrics, clock=lambda: 1_763_712_000_000, **kwargs)
+
+
+def test_published_event_has_the_public_json_shape(metrics: Metrics) -> None:
+    bus = bus_with(metrics)
+    plain = bus.publish(STALE_A)
+    with_symbol = bus.publish(LOCK_B)
+
+    assert json.loads(plain.body) == {
+        "id": plain.id,
+        "type": "DATA_STALE",
+        "account": "a",
+        "time_ms": 1_763_712_000_000,
+        "data": {"status_age_ms": 1},
+    }
+    assert json.loads(with_symbol.body)["symbol"] == "BTCUSDT"
+    assert plain.id != with_symbol.id
+    registry = metrics.registry
+    assert registry.get_sample_value("pretrade_guard_events_total", {"type": "DATA_STALE"}) == 1
+    assert registry.get_sample_value("pretrade_guard_events_total", {"type": "DATA_FRESH"}) == 0
+
+
+async def test_subscribers_get_their_account_and_global_events(metrics: Metrics) -> None:
+    bus = bus_with(metrics)
+    only_a = bus.subscribe("a")
+    everything = bus.subscribe(None)
+    for event in (STALE_A, LOCK_B, GLOBAL):
+        bus.publish(event)
+
+    async def drain(sub: Subscription) -> list[str]:
+        got: list[str] = []
+        while True:
+            item = await sub.next(0.01)
+            if not isinstance(item, StampedEvent):
+                return got
+            got.append(item.event.type.value)
+
+    assert await drain(only_a) == ["DATA_STALE", "KILL_SWITCH_ENGAGED"]
+    assert await drain(everything) == ["DATA_STALE", "SYMBOL_LOCKED", "KILL_SWITCH_ENGAGED"]
+    assert metrics.registry.get_sample_value("pretrade_guard_sse_subscribers") == 2
+
+
+async def test_a_slow_subscriber_is_dropped_and_others_keep_going(metrics: Metrics) -> None:
+    bus = bus_with(metrics, subscriber_queue=2)
+    slow = bus.subscribe(None)
+    healthy = bus.subscribe(None)
+    for _ in range(2):
+        bus.publish(STALE_A)
+        await healthy.next(0.01)
+    bus.publish(STALE_A)  # the third one does not fit in the slow queue
+
+    assert slow.overflowed
+    assert await slow.next(0.01) is None  # the stream ends at once
+    assert isinstance(await healthy.next(0.01), StampedEvent)
+    assert not healthy.overflowed
+
+
+def test_sinks_see_every_event(metrics: Metrics) -> None:
+    bus = bus_with(metrics)
+    seen: list[StampedEvent] = []
+    bus.add_sink(seen.append)
+    stamped = bus.publish(GLOBAL)
+    assert seen == [stamped]
+
+
+def test_replay_after_a_known_id_only(metrics: Metrics) -> None:
+    bus = bus_with(metrics, replay=3)
+    ids = [bus.publish(event).id for event in (STALE_A, LOCK_B, GLOBAL, STALE_A)]
+
+    assert [e.id for e in bus.replay_after(ids[1], None)] == ids[2:]
+    assert [e.id for e in bus.replay_after(ids[1], "a")] == ids[2:]  # global + a's
+    assert [e.id for e in bus.replay_after(ids[1], "b")] == [ids[2]]
+    assert bus.replay_after(None, None) == []
+    assert bus.replay_after("0123abcd-1", None) == []  # another process's id
+    assert bus.replay_after("nonsense", None) == []
+
+
+async def test_close_ends_every_stream_and_later_ones_at_once(metrics: Metrics) -> None:
+    bus = bus_with(metrics)
+    open_sub = bus.subscribe(None)
+    bus.close()
+    assert await open_sub.next(0.01) is None
+    assert await bus.subscribe("a").next(0.01) is None
+
+
+async def test_an_idle_subscription_times_out_with_false(metrics: Metrics) -> None:
+    assert await bus_with(metrics).subscribe(None).next(0.01) is False
