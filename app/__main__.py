@@ -10,6 +10,7 @@ import math
 import sys
 from types import FrameType
 
+import prometheus_client
 import uvicorn
 from fastapi import FastAPI
 
@@ -37,6 +38,8 @@ class _GuardServer(uvicorn.Server):
 
 
 def main() -> None:
+    # ``*_created`` series would double the counter series Prometheus stores; nothing reads them.
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
         settings = load_settings()
         # Before create_app: pollers bind their loggers when they are built.

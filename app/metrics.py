@@ -37,6 +37,8 @@ _FAST_BUCKETS = (
     0.01,
     0.05,
 )
+#: HTTP requests: from tens of microseconds (a decision) to seconds (a slow /metrics scrape).
+_HTTP_BUCKETS = (*_FAST_BUCKETS, 0.1, 0.25, 0.5, 1.0, 2.5)
 _EXCHANGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -95,7 +97,7 @@ class Metrics:
             "pretrade_guard_http_request_duration_seconds",
             "HTTP request latency inside the guard, by route template.",
             ["route", "method"],
-            buckets=_FAST_BUCKETS,
+            buckets=_HTTP_BUCKETS,
             registry=registry,
         )
 
@@ -253,6 +255,6 @@ class Metrics:
         self.data_fresh.labels(account).set(0)
         for label in STATUS_LABELS:
             self.trading_status.labels(account, label).set(0)
-        for kind in ("status", "snapshot"):
+        for kind in ("status", "snapshot", "clock"):
             for err in ErrorKind:
                 self.refresh_failures.labels(account, kind, err.value)
