@@ -101,7 +101,7 @@ class BinanceUsdmClient(MbxClient):
         """``accountConfig`` (may trade) + ``apiTradingStatus`` (quant-rule locks)."""
         config = await self.get_object(ACCOUNT_CONFIG_PATH, weight=ACCOUNT_CONFIG_WEIGHT)
         rules = await self.get_object(TRADING_STATUS_PATH, weight=TRADING_STATUS_WEIGHT)
-        return parse_status(config, rules)
+        return parse_status(config, rules, clock_offset_ms=self.clock_offset_ms)
 
     async def fetch_snapshot(self) -> AccountSnapshot:
         """v3 account + symbolConfig, or the v2 account alone when configured."""

@@ -24,11 +24,14 @@ class SymbolConfig:
     margin_type: Mapping[str, str]
 
 
-def parse_status(config: Fields, trading_status: Fields) -> AccountStatus:
+def parse_status(
+    config: Fields, trading_status: Fields, *, clock_offset_ms: int = 0
+) -> AccountStatus:
     """``accountConfig`` flags plus ``apiTradingStatus`` indicators.
 
     USD-M has no account trading-status string, so ``trading_status`` is ``None`` and only an
-    explicit ``canTrade: false`` or a locked indicator restricts trading.
+    explicit ``canTrade: false`` or a locked indicator restricts trading. ``clock_offset_ms``
+    (server minus local time) converts lock recovery times to the guard's clock.
     """
     return AccountStatus(
         trading_status=None,
@@ -38,16 +41,20 @@ def parse_status(config: Fields, trading_status: Fields) -> AccountStatus:
         can_deposit=config.opt_flag("canDeposit"),
         can_withdraw=config.opt_flag("canWithdraw"),
         update_time_ms=trading_status.opt_integer("updateTime"),
-        indicators=parse_indicators(trading_status),
+        indicators=parse_indicators(trading_status, clock_offset_ms=clock_offset_ms),
     )
 
 
-def parse_indicators(body: Fields) -> tuple[QuantIndicator, ...]:
+def parse_indicators(body: Fields, *, clock_offset_ms: int = 0) -> tuple[QuantIndicator, ...]:
     """Quantitative-rule indicators keyed by symbol or ``ACCOUNT`` (account-wide, e.g. TMV).
 
     An empty ``indicators`` object is the healthy answer: indicators below the recording
     threshold are not returned (exchanges.md §1.6.7, node-binance-api#536). A missing one is
     an unusable answer.
+
+    ``plannedRecoverTime`` is the exchange's epoch ms; the rules compare it with the guard's
+    own clock (``retry_after_ms``), so it is shifted by ``clock_offset_ms`` (server minus
+    local). Without that, a 3 s skew would tell bots to wait 3 s too long or too little.
     """
     indicators = body.child("indicators")
     return tuple(
@@ -58,12 +65,19 @@ def parse_indicators(body: Fields) -> tuple[QuantIndicator, ...]:
             value=row.decimal("value"),
             trigger_value=row.decimal("triggerValue"),
             is_locked=row.flag("isLocked"),
-            planned_recover_time_ms=row.opt_integer("plannedRecoverTime"),
+            planned_recover_time_ms=_local_time(
+                row.opt_integer("plannedRecoverTime"), clock_offset_ms
+            ),
         )
         # Keys are symbols or the literal "ACCOUNT", which is the domain's ACCOUNT_SCOPE.
         for scope in indicators
         for row in indicators.objects(scope)
     )
+
+
+def _local_time(server_ms: int | None, clock_offset_ms: int) -> int | None:
+    # 0 means "no planned recovery" (unlocked indicators, locks the exchange just cleared).
+    return server_ms - clock_offset_ms if server_ms else server_ms
 
 
 def parse_symbol_config(rows: list[Any], *, endpoint: str) -> SymbolConfig:

@@ -32,6 +32,10 @@ from app.exchanges.redaction import redact
 #: and bans start at 2 minutes.
 DEFAULT_RATE_LIMIT_WAIT_S = 60.0
 DEFAULT_BAN_WAIT_S = 120.0
+#: Added to a "banned until <ms>" time: that instant is on the exchange's clock, which we know
+#: only to within half a round trip of the last clock sync. Calling a few ms too early would
+#: earn a new, longer ban (they grow from 2 minutes to 3 days), so wait a little past it.
+BANNED_UNTIL_MARGIN_S = 1.0
 
 AUTH_CODES = frozenset({-1022, -2014, -2015})
 AUTH_CAUSES = (
@@ -113,7 +117,8 @@ def _rate_limited(answer: ErrorAnswer, *, endpoint: str, server_now_ms: int) -> 
     # -1003 "Way too many requests; IP banned until 1513693008350": epoch ms of server time.
     match = _BANNED_UNTIL_RE.search(answer.msg)
     if match:
-        hints.append(max(0.0, (int(match.group(1)) - server_now_ms) / 1000))
+        until_s = (int(match.group(1)) - server_now_ms) / 1000
+        hints.append(max(0.0, until_s) + BANNED_UNTIL_MARGIN_S)
     default = DEFAULT_BAN_WAIT_S if banned else DEFAULT_RATE_LIMIT_WAIT_S
     wait = max(hints) if hints else default
     what = "IP banned by the exchange" if banned else "rate limit exceeded"

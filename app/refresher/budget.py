@@ -75,7 +75,27 @@ class WeightBudget:
         return max(0.0, self._blocked_until - self._monotonic())
 
     async def acquire(self, weight: int) -> None:
-        """Wait until ``weight`` may be spent; raise while the exchange told us to stop."""
+        """Wait until ``weight`` may be spent; raise while the exchange told us to stop.
+
+        The block is checked again after every wait: a caller queued in the bucket when a
+        429/418 arrives must not go out before ``Retry-After`` either (Binance bans an IP that
+        keeps calling after a 429, and bans grow from 2 minutes to 3 days).
+        """
+        self._raise_if_blocked()
+        pause = self._paused_until - self._monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+            self._raise_if_blocked()
+        # The bucket refuses more than its capacity at once; a heavier call (a small target)
+        # takes its weight in parts rather than being under-counted.
+        left = float(weight)
+        while left > 0:
+            part = min(left, self._capacity)
+            await self._limiter.acquire(part)
+            left -= part
+            self._raise_if_blocked()
+
+    def _raise_if_blocked(self) -> None:
         remaining = self.blocked_for()
         if remaining > 0:
             what = "banned" if self._banned else "rate limited"
@@ -84,10 +104,6 @@ class WeightBudget:
                 retry_after_s=remaining,
                 banned=self._banned,
             )
-        pause = self._paused_until - self._monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
-        await self._limiter.acquire(min(float(weight), self._capacity))
 
     def observe_used_weight(self, used: int) -> None:
         """Take the exchange's count of weight used this minute into account."""

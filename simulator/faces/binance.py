@@ -32,6 +32,32 @@ def server_time(call: Call) -> dict[str, Any]:
     return {"serverTime": call.server_time_ms}
 
 
+def exchange_info(call: Call) -> dict[str, Any]:
+    """A minimal market list, so off-the-shelf clients (ccxt ``load_markets``) can start.
+
+    Lists the scenario's symbols plus every symbol an account holds, orders or is judged on.
+    """
+    scenario = call.state.scenario
+    symbols = list(scenario.symbols)
+    for account in call.state.accounts:
+        for symbol in shapes.market_symbols(account, ()):
+            if symbol not in symbols:
+                symbols.append(symbol)
+    return {
+        "timezone": "UTC",
+        "serverTime": call.server_time_ms,
+        "futuresType": "U_MARGINED",
+        "rateLimits": [
+            shapes.weight_rate_limit(
+                scenario.binance_weight_limit_per_minute, scenario.weight_window_s
+            )
+        ],
+        "exchangeFilters": [],
+        "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+        "symbols": [shapes.market(symbol) for symbol in symbols],
+    }
+
+
 def account_config(call: Call) -> dict[str, Any]:
     return shapes.account_config(call.signed_account())
 
@@ -110,6 +136,7 @@ def api_restrictions(call: Call) -> dict[str, Any]:
 
 ENDPOINTS = (
     Endpoint("/fapi/v1/time", Face.BINANCE, signed=False, weight=1, handler=server_time),
+    Endpoint("/fapi/v1/exchangeInfo", Face.BINANCE, signed=False, weight=1, handler=exchange_info),
     Endpoint("/fapi/v1/accountConfig", Face.BINANCE, signed=True, weight=5, handler=account_config),
     Endpoint("/fapi/v3/account", Face.BINANCE, signed=True, weight=5, handler=account_v3),
     Endpoint("/fapi/v2/account", Face.BINANCE, signed=True, weight=10, handler=account_v2),

@@ -18,6 +18,10 @@ from simulator.accounts import AccountState
 DEFAULT_LEVERAGE = 20
 MAX_NOTIONAL = "1000000"
 ACCOUNT_SCOPE = "ACCOUNT"
+#: Quote assets recognised at the end of a symbol name (``BTCUSDT`` = BTC / USDT).
+QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BUSD")
+#: ``deliveryDate`` of a perpetual on Binance (year 2100).
+PERPETUAL_DELIVERY_DATE = 4133404800000
 
 
 def _text(value: Any, default: str = "0") -> str:
@@ -201,4 +205,62 @@ def symbol_config(symbol: str, position: dict[str, Any]) -> dict[str, Any]:
         "isAutoAddMargin": "false",  # a string on Binance
         "leverage": _leverage(position.get("leverage")),
         "maxNotionalValue": MAX_NOTIONAL,
+    }
+
+
+def weight_rate_limit(limit: int, window_s: float) -> dict[str, Any]:
+    """The ``REQUEST_WEIGHT`` entry of ``exchangeInfo.rateLimits`` for the IP budget."""
+    if window_s % 60 == 0:
+        return {
+            "rateLimitType": "REQUEST_WEIGHT",
+            "interval": "MINUTE",
+            "intervalNum": int(window_s // 60),
+            "limit": limit,
+        }
+    return {
+        "rateLimitType": "REQUEST_WEIGHT",
+        "interval": "SECOND",
+        "intervalNum": max(1, round(window_s)),
+        "limit": limit,
+    }
+
+
+def market(symbol: str) -> dict[str, Any]:
+    """One ``exchangeInfo.symbols`` row: a USDⓈ-margined perpetual, trading."""
+    quote = next((q for q in QUOTE_ASSETS if symbol.endswith(q) and len(symbol) > len(q)), "USDT")
+    base = symbol[: -len(quote)] if symbol.endswith(quote) else symbol
+    return {
+        "symbol": symbol,
+        "pair": symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": PERPETUAL_DELIVERY_DATE,
+        "onboardDate": 1569398400000,
+        "status": "TRADING",
+        "baseAsset": base,
+        "quoteAsset": quote,
+        "marginAsset": quote,
+        "pricePrecision": 2,
+        "quantityPrecision": 3,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.01",
+                "maxPrice": "1000000",
+                "tickSize": "0.01",
+            },
+            {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000", "stepSize": "0.001"},
+            {"filterType": "MIN_NOTIONAL", "notional": "5"},
+        ],
+        "orderTypes": [
+            "LIMIT",
+            "MARKET",
+            "STOP",
+            "STOP_MARKET",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_MARKET",
+        ],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
     }

@@ -38,6 +38,21 @@ def test_time(exchange: httpx.Client) -> None:
     assert abs(server_time - now_ms()) < 1000
 
 
+def test_exchange_info_lists_perpetuals_and_the_ip_weight_limit(exchange: httpx.Client) -> None:
+    response = exchange.get("/fapi/v1/exchangeInfo")
+    body = ok(response)
+    assert response.headers[WEIGHT] == "1"
+    assert body["rateLimits"] == [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400}
+    ]
+    rows = {row["symbol"]: row for row in body["symbols"]}
+    assert {"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT"} <= rows.keys()
+    btc = rows["BTCUSDT"]
+    assert (btc["baseAsset"], btc["quoteAsset"], btc["marginAsset"]) == ("BTC", "USDT", "USDT")
+    assert (btc["contractType"], btc["status"]) == ("PERPETUAL", "TRADING")
+    assert {f["filterType"] for f in btc["filters"]} >= {"PRICE_FILTER", "LOT_SIZE"}
+
+
 def test_account_config(exchange: httpx.Client) -> None:
     assert ok(get(exchange, "/fapi/v1/accountConfig", HEALTHY)) == {
         "feeTier": 0,

@@ -126,6 +126,25 @@ async def test_account_level_tmv_lock_uses_the_account_scope(
     )
 
 
+async def test_planned_recover_time_is_converted_to_the_local_clock(
+    exchange: FakeExchange, binance: BinanceUsdmClient
+) -> None:
+    # The exchange runs 3 s ahead: its plannedRecoverTime is 3 s earlier on the guard's clock.
+    binance.clock_offset_ms = 3_000
+    body = fixture("api_trading_status_account")
+    body["indicators"]["BTCUSDT"] = [
+        {"indicator": "GCR", "value": 0.5, "triggerValue": 0.99, "isLocked": False,
+         "plannedRecoverTime": 0}
+    ]  # fmt: skip
+    exchange.on(ACCOUNT_CONFIG_PATH, reply(fixture("account_config")))
+    exchange.on(TRADING_STATUS_PATH, reply(body))
+    status = await binance.fetch_status()
+    assert [(i.indicator, i.planned_recover_time_ms) for i in status.indicators] == [
+        ("TMV", 1644919865000 - 3_000),
+        ("GCR", 0),  # "no planned recovery" stays 0
+    ]
+
+
 async def test_cannot_trade_is_reported(exchange: FakeExchange, binance: BinanceUsdmClient) -> None:
     exchange.on(ACCOUNT_CONFIG_PATH, reply({**fixture("account_config"), "canTrade": False}))
     exchange.on(TRADING_STATUS_PATH, reply(fixture("api_trading_status_empty")))

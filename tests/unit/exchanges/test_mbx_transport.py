@@ -265,7 +265,7 @@ async def test_keys_locked_says_so(exchange: FakeExchange, generic: GenericV2Cli
             418,
             {},
             f"Way too many requests; IP banned until {NOW_MS + 90_000}. Please use websocket.",
-            90.0,
+            91.0,  # + BANNED_UNTIL_MARGIN_S
             True,
             id="418-banned-until",
         ),
@@ -273,7 +273,7 @@ async def test_keys_locked_says_so(exchange: FakeExchange, generic: GenericV2Cli
             429,
             {"Retry-After": "10"},
             f"Way too many requests; IP banned until {NOW_MS + 600_000}.",
-            600.0,
+            601.0,
             True,
             id="banned-until-beats-shorter-header",
         ),

@@ -100,6 +100,28 @@ async def test_a_429_blocks_every_caller_until_retry_after() -> None:
     await b.acquire(1)  # block over
 
 
+async def test_a_caller_queued_in_the_bucket_when_a_429_arrives_does_not_go_out() -> None:
+    b, _, _ = budget(1200, 0.5)  # bucket of 600/11 ~ 54.5 weight, refilled per 6 s
+    await b.acquire(50)  # the bucket is (almost) full
+    queued = asyncio.create_task(b.acquire(10))  # must wait ~0.5 s for room
+    await asyncio.sleep(0.05)
+    assert not queued.done()
+    b.block(30.0, banned=False)  # a 429 comes back for another account meanwhile
+    with pytest.raises(ExchangeRateLimited) as caught:
+        await asyncio.wait_for(queued, timeout=3)
+    assert caught.value.retry_after_s == pytest.approx(30.0)
+
+
+async def test_a_call_heavier_than_the_bucket_is_counted_in_full() -> None:
+    b, _, _ = budget(2400, 0.02)  # target 48/min: a bucket of ~4.4 weight, ~0.7 per second
+    await asyncio.wait_for(b.acquire(4), timeout=0.1)  # fits the empty bucket at once
+    b, _, _ = budget(2400, 0.02)
+    # apiTradingStatus without a symbol weighs 10: more than the bucket holds, so it must
+    # wait for refills instead of going out at once as if it weighed 4.4.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(b.acquire(10), timeout=0.3)
+
+
 async def test_a_418_ban_is_reported_as_banned() -> None:
     b, _, _ = budget()
     b.block(120.0, banned=True)

@@ -1,0 +1,175 @@
+"""Proof that the simulator speaks Binance USDⓈ-M: ccxt, a client nobody here wrote, uses it.
+
+ccxt's ``binanceusdm`` is pointed at the simulator by rewriting every ``urls['api']`` entry to
+the simulator's address (keeping each entry's path, e.g. ``/fapi/v3``), and its ``fetch`` is
+wrapped so a request to anywhere but the simulator fails the test before it is sent. What ccxt
+needs beyond the endpoints the guard uses:
+
+* ``fetch_balance()`` calls ``load_markets()`` first, which reads ``GET /fapi/v1/exchangeInfo``
+  (options ``fetchMarkets.types == ['linear']`` for binanceusdm); the simulator serves a
+  minimal one;
+* ``load_markets()`` also calls ``fetch_currencies()``, i.e. the SAPI
+  ``/sapi/v1/capital/config/getall`` when keys are set; the option ``fetchCurrencies: False``
+  skips it (ccxt then derives currencies from the markets), as the simulator has no wallet API;
+* ccxt signs with its own ``recvWindow`` (10000) and parameter order, so this also checks the
+  simulator's signature check against an independent implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.support.processes import SimulatorProcess
+from tests.support.sim_scenarios import HEALTHY, QUANT_LOCKED, SimAccount
+
+ccxt = pytest.importorskip("ccxt")
+
+pytestmark = pytest.mark.integration
+
+LOOPBACK = "http://127.0.0.1:"
+
+
+class LoopbackBinance:
+    """A ccxt ``binanceusdm`` client bound to the simulator, and the URLs it fetched."""
+
+    def __init__(self, simulator: SimulatorProcess, account: SimAccount) -> None:
+        base = simulator.base_url
+        self.fetched: list[str] = []
+        self.exchange: Any = ccxt.binanceusdm(
+            {
+                "apiKey": account.api_key,
+                "secret": account.api_secret,
+                "timeout": 5000,
+                "options": {"fetchCurrencies": False},
+            }
+        )
+        # No proxy from the environment either (requests would honour HTTPS_PROXY & co).
+        self.exchange.session.trust_env = False
+        api_urls: dict[str, str] = self.exchange.urls["api"]
+        for name, url in api_urls.items():
+            api_urls[name] = base + urlsplit(url).path
+        # Nothing may leave the machine: every API group now points at the simulator.
+        assert base.startswith(LOOPBACK)
+        for name in ("fapiPublic", "fapiPrivate", "fapiPrivateV2", "fapiPrivateV3", "sapi"):
+            assert api_urls[name].startswith(LOOPBACK), name
+        assert all(url.startswith(base + "/") for url in api_urls.values())
+        assert api_urls["fapiPrivateV3"] == base + "/fapi/v3"
+        send = self.exchange.fetch
+
+        def loopback_only(
+            url: str, method: str = "GET", headers: Any = None, body: Any = None
+        ) -> Any:
+            if not url.startswith(base + "/"):
+                raise AssertionError(f"ccxt tried to reach {url.split('?')[0]}")
+            self.fetched.append(url.split("?")[0])
+            return send(url, method, headers, body)
+
+        self.exchange.fetch = loopback_only
+
+
+@pytest.fixture
+def binanceusdm(shared_simulator: SimulatorProcess) -> LoopbackBinance:
+    """ccxt on basic.yaml's healthy account (A-1001)."""
+    return LoopbackBinance(shared_simulator, HEALTHY)
+
+
+def test_fetch_balance_reads_the_scenario_usdt_totals(
+    binanceusdm: LoopbackBinance, shared_simulator: SimulatorProcess
+) -> None:
+    exchange, fetched = binanceusdm.exchange, binanceusdm.fetched
+    balance = exchange.fetch_balance()
+    # basic.yaml A-1001: availableBalance 7485.00, initialMargin 2665.00, marginBalance 10150.00
+    # (ccxt: free = availableBalance, used = initialMargin, total = marginBalance).
+    assert balance["USDT"] == {"free": 7485.0, "used": 2665.0, "total": 10150.0}
+    assert balance["total"]["USDT"] == 10150.0
+    info = balance["info"]
+    assert info["totalWalletBalance"] == "10000.00"
+    assert info["availableBalance"] == "7485.00"
+    assert [row["symbol"] for row in info["positions"]] == ["BTCUSDT", "ETHUSDT"]
+    # ccxt loaded the markets from the simulator, then read the v3 account (signed, 200).
+    assert fetched == [
+        shared_simulator.base_url + "/fapi/v1/exchangeInfo",
+        shared_simulator.base_url + "/fapi/v3/account",
+    ]
+    assert "BTC/USDT:USDT" in exchange.markets
+    log = shared_simulator.control.requests(path="/fapi/v3/account")
+    assert log["by_status"] == {"200": 1}
+    assert log["recent"][-1]["api_key"] == HEALTHY.api_key
+
+
+def test_v2_account_through_ccxt_option(binanceusdm: LoopbackBinance) -> None:
+    exchange, fetched = binanceusdm.exchange, binanceusdm.fetched
+    balance = exchange.fetch_balance({"useV2": True})
+    assert balance["USDT"]["total"] == 10150.0
+    assert fetched[-1].endswith("/fapi/v2/account")
+    assert balance["info"]["canTrade"] is True
+
+
+def test_raw_api_trading_status_returns_the_indicators_set_via_control(
+    binanceusdm: LoopbackBinance, shared_simulator: SimulatorProcess
+) -> None:
+    exchange = binanceusdm.exchange
+    assert exchange.fapiPrivateGetApiTradingStatus()["indicators"] == {}
+    indicators = {
+        "ETHUSDT": [
+            {
+                "indicator": "UFR",
+                "value": 0.92,
+                "triggerValue": 0.99,
+                "isLocked": False,
+                "plannedRecoverTime": 0,
+            }
+        ],
+        "ACCOUNT": [
+            {
+                "indicator": "TMV",
+                "value": 10,
+                "triggerValue": 1,
+                "isLocked": True,
+                "plannedRecoverTime": 4102444800000,
+            }
+        ],
+    }
+    shared_simulator.control.set_indicators(HEALTHY.id, indicators)
+    answer = exchange.fapiPrivateGetApiTradingStatus()
+    assert answer["indicators"] == indicators
+    assert isinstance(answer["updateTime"], int)
+    # With a symbol (weight 1) only that symbol's entry comes back.
+    per_symbol = exchange.fapiPrivateGetApiTradingStatus({"symbol": "ETHUSDT"})
+    assert per_symbol["indicators"] == {"ETHUSDT": indicators["ETHUSDT"]}
+
+
+def test_scenario_locks_are_visible_to_ccxt(shared_simulator: SimulatorProcess) -> None:
+    exchange = LoopbackBinance(shared_simulator, QUANT_LOCKED).exchange
+    btc = exchange.fapiPrivateGetApiTradingStatus({"symbol": "BTCUSDT"})["indicators"]["BTCUSDT"]
+    assert btc == [
+        {
+            "indicator": "DR",
+            "value": 0.95,
+            "triggerValue": 0.9,
+            "isLocked": True,
+            "plannedRecoverTime": 4102444800000,
+        }
+    ]
+
+
+def test_ccxt_maps_simulator_errors_like_binance_errors(
+    binanceusdm: LoopbackBinance, shared_simulator: SimulatorProcess
+) -> None:
+    exchange = binanceusdm.exchange
+    shared_simulator.control.add_fault(
+        "invalid_timestamp", path="/fapi/v1/apiTradingStatus", count=1
+    )
+    with pytest.raises(ccxt.InvalidNonce):  # -1021
+        exchange.fapiPrivateGetApiTradingStatus()
+    shared_simulator.control.add_fault(
+        "ban_418", path="/fapi/v1/apiTradingStatus", count=1, params={"retry_after_s": 5}
+    )
+    with pytest.raises(ccxt.DDoSProtection):  # 418
+        exchange.fapiPrivateGetApiTradingStatus()
+    exchange.secret = "not-the-secret"
+    with pytest.raises(ccxt.AuthenticationError):  # -1022
+        exchange.fapiPrivateGetApiTradingStatus()
