@@ -65,10 +65,10 @@ def _timing(settings: Settings, account: str) -> PollTiming:
 
 def _build_refresher(
     settings: Settings, store: StateStore, metrics: Metrics, http: httpx.AsyncClient
-) -> tuple[Refresher, list[ExchangeClient]]:
+) -> tuple[Refresher, dict[str, ExchangeClient]]:
     budgets = Budgets(metrics, settings.budget.weight_target_fraction)
     pollers = []
-    clients: list[ExchangeClient] = []
+    clients: dict[str, ExchangeClient] = {}
     for name, account in settings.accounts.items():
         cls = client_class(account.exchange)
         if account.api_key is None or account.api_secret is None:  # unreachable: validated
@@ -95,7 +95,7 @@ def _build_refresher(
             )
         except (ConfigError, ValueError, TypeError) as exc:
             raise ConfigError(f"invalid configuration:\n  accounts.{name}.options: {exc}") from None
-        clients.append(client)
+        clients[name] = client
         pollers.append(build_poller(name, client, budget, store, metrics, _timing(settings, name)))
     return Refresher(pollers), clients
 
@@ -130,10 +130,16 @@ def begin_shutdown(app: FastAPI) -> None:
     services.events.close_threadsafe()
 
 
-async def _check_permissions(clients: list[ExchangeClient]) -> None:
-    for client in clients:
+async def _check_permissions(clients: dict[str, ExchangeClient]) -> None:
+    for account, client in clients.items():
         for warning in await client.check_permissions():
-            log.warning("exchange key permissions", base_url=client.base_url, warning=warning)
+            log.warning(
+                "exchange key permissions",
+                account=account,
+                exchange=client.name,
+                base_url=client.base_url,
+                warning=warning,
+            )
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> FastAPI:
