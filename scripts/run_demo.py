@@ -63,6 +63,10 @@ LOG_TAIL_LINES = 30
 
 # The simulator's id of the account the guard calls "alpha" (deploy/demo/scenario.yaml).
 ALPHA_SIM_ID = "A-1001"
+# A readable slice of /metrics for the demo (the full page has hundreds of series).
+METRICS_OF_INTEREST = (
+    "pretrade_guard_(decisions_total|decision_reasons_total|account_data_fresh|account_can_trade)"
+)
 
 # Loopback only: never send demo traffic through a proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -265,11 +269,11 @@ def curl_examples(guard_url: str, sim_url: str, bot_token: str, ops_token: str) 
             f"{guard_url}/accounts",
             "# readiness and Prometheus metrics",
             f"curl -sS -w '\\n' {guard_url}/readyz",
-            f"curl -sS {guard_url}/metrics | grep '^pretrade_guard_'",
+            f"curl -sS {guard_url}/metrics | grep -E '^{METRICS_OF_INTEREST}'",
             "# the exchange restricts alpha; after the next poll (~1 s) the guard denies it ...",
             set_alpha_status({"tradingStatus": "RESTRICTED", "reason": "Pending KYC review"}),
             alpha,
-            "# ... and lifts the restriction again",
+            "# ... and lifts the restriction again (allowed after the next poll)",
             set_alpha_status({"tradingStatus": "NORMAL"}),
             alpha,
         ]
