@@ -51,6 +51,15 @@ async def _auth(_: Request, exc: Exception) -> Response:
 
 async def _http(_: Request, exc: Exception) -> Response:
     exc = cast(HTTPException, exc)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot even decode (not UTF-8): the same 422 as a body
+        # that is not JSON, so clients see one shape for "this request is malformed".
+        return error_body(
+            422,
+            "INVALID_REQUEST",
+            f"(body): {exc.detail}",
+            fields=[{"field": "(body)", "message": str(exc.detail)}],
+        )
     codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
     return error_body(
         exc.status_code,

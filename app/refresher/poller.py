@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context
 from typing import TypeVar
 
 import structlog
@@ -35,6 +35,8 @@ from app.refresher.budget import WeightBudget
 from app.state.store import StateStore
 
 T = TypeVar("T")
+#: Metric values only: an absurd exchange value gives inf or nan, never an exception.
+_NO_TRAPS = Context(traps=[])
 log = structlog.get_logger("app.refresher")
 
 
@@ -89,6 +91,8 @@ class AccountPoller:
         self._status = _Schedule("status", timing.status_interval_s)
         self._snapshot = _Schedule("snapshot", timing.snapshot_interval_s)
         self._clock_due = 0.0
+        #: Clock offset last reported in the log; a -1021 re-sync inside the client moves it.
+        self._reported_offset_ms = 0
         self._log = log.bind(account=account, exchange=client.name)
         caps = client.capabilities
         budget.add_demand(
@@ -128,9 +132,7 @@ class AccountPoller:
             self._clock_due = time.monotonic() + min(30.0, self.timing.clock_resync_s)
             self._record_failure("clock", exc)
         else:
-            self.metrics.clock_offset.labels(self.account).set(offset_ms / 1000)
-            if abs(offset_ms) > 1000:
-                self._log.warning("exchange clock differs from ours", clock_offset_ms=offset_ms)
+            self._export_clock_offset(offset_ms, sync=True)
 
     async def _refresh(
         self,
@@ -140,6 +142,9 @@ class AccountPoller:
     ) -> None:
         try:
             value = await fetch()
+            # Inside the try: a crash while storing or exporting the value must not end the
+            # poller (an exception from an ``else:`` block would escape the loop boundary).
+            on_success(value)
         except asyncio.CancelledError:
             raise
         except ExchangeRateLimited as exc:
@@ -163,13 +168,24 @@ class AccountPoller:
         else:
             schedule.failures = 0
             schedule.due = time.monotonic() + self._interval(schedule.interval_s)
-            on_success(value)
             self.metrics.refresh_last_success.labels(self.account, schedule.kind).set(time.time())
         finally:
-            self.metrics.clock_offset.labels(self.account).set(self.client.clock_offset_ms / 1000)
+            self._export_clock_offset(self.client.clock_offset_ms)
             state = self.store.get(self.account)
             failures = state.consecutive_failures if state else 0
             self.metrics.consecutive_failures.labels(self.account).set(failures)
+
+    def _export_clock_offset(self, offset_ms: int, *, sync: bool = False) -> None:
+        """Gauge the offset and log it, with the account, when a sync finds it over a second
+        or it moved by over a second (the client re-learnt it after a -1021 answer)."""
+        self.metrics.clock_offset.labels(self.account).set(offset_ms / 1000)
+        if abs(offset_ms - self._reported_offset_ms) > 1000 or (sync and abs(offset_ms) > 1000):
+            self._log.warning(
+                "exchange clock offset",
+                clock_offset_ms=offset_ms,
+                previous_offset_ms=self._reported_offset_ms,
+            )
+        self._reported_offset_ms = offset_ms
 
     def _interval(self, base_s: float) -> float:
         jitter = self.timing.jitter_fraction
@@ -220,7 +236,7 @@ class AccountPoller:
             locked.labels(self.account, scope).set(1)
         for ind in new.indicators:
             if ind.trigger_value > 0:
-                value = float(ind.value / ind.trigger_value)
+                value = float(_NO_TRAPS.divide(ind.value, ind.trigger_value))
                 ratio.labels(self.account, ind.scope, ind.indicator).set(value)
 
     def _on_snapshot(self, snapshot: AccountSnapshot) -> None:
@@ -229,9 +245,8 @@ class AccountPoller:
         self.metrics.margin_ratio.labels(self.account).set(
             float(ratio) if ratio is not None else 1.0
         )
-        self.metrics.available_balance.labels(self.account).set(
-            float(snapshot.available_balance.quantize(Decimal("0.00000001")))
-        )
+        # float(), not quantize(): an absurd balance (1e30) must not raise here.
+        self.metrics.available_balance.labels(self.account).set(float(snapshot.available_balance))
 
     def _record_failure(self, kind: str, exc: Exception) -> None:
         error_kind = exc.kind if isinstance(exc, ExchangeError) else ErrorKind.INTERNAL
