@@ -40,6 +40,9 @@ class _GuardServer(uvicorn.Server):
 def main() -> None:
     # ``*_created`` series would double the counter series Prometheus stores; nothing reads them.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    # Structured from the first line: warnings while the config loads (a world-readable secret
+    # file, say) are JSON too. Reconfigured below with the configured format and level.
+    configure_logging("json", "info")
     try:
         settings = load_settings()
         # Before create_app: pollers bind their loggers when they are built.

@@ -164,7 +164,7 @@ def parse_account(body: Fields, config: SymbolConfig | None) -> AccountSnapshot:
     return AccountSnapshot(
         available_balance=body.decimal("availableBalance"),
         margin_balance=body.decimal("totalMarginBalance"),
-        maintenance_margin=body.decimal("totalMaintMargin"),
+        maintenance_margin=body.non_negative_decimal("totalMaintMargin"),
         positions=positions,
         wallet_balance=body.decimal_or_zero("totalWalletBalance"),
         unrealized_pnl=body.decimal_or_zero("totalUnrealizedProfit"),

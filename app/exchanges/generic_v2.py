@@ -129,7 +129,7 @@ def parse_account(body: Fields) -> AccountSnapshot:
     return AccountSnapshot(
         available_balance=body.decimal("availableBalance"),
         margin_balance=body.decimal("marginBalance"),
-        maintenance_margin=body.decimal("maintenanceMargin"),
+        maintenance_margin=body.non_negative_decimal("maintenanceMargin"),
         positions=tuple(_position(row) for row in body.objects("positions")),
         asset=body.opt_text("asset") or "USDT",
         account_id=body.opt_text("accountId"),

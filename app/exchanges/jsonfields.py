@@ -116,6 +116,14 @@ class Fields:
             raise self._wrong(key, "a finite decimal", value)
         return parsed
 
+    def non_negative_decimal(self, key: str) -> Decimal:
+        """A required amount that cannot be negative (a margin requirement, say): a negative
+        one is a broken answer, and would make a margin ratio look safe."""
+        parsed = self.decimal(key)
+        if parsed < 0:
+            raise self.error(key, f"must not be negative, got {parsed}")
+        return parsed
+
     def opt_decimal(self, key: str) -> Decimal | None:
         return None if self._data.get(key) is None else self.decimal(key)
 

@@ -6,6 +6,7 @@ check what an operator sees: the exit code and a message naming the field.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -76,7 +77,11 @@ def test_a_world_readable_secret_file_is_warned_about_and_a_private_one_is_not(
     finally:
         guard.stop()
     logs = guard.logs()
-    warnings = [line for line in logs.splitlines() if "world-readable" in line]
-    assert warnings == [f"secret file is world-readable; chmod 600 it: {shared}"]
+    warnings = [
+        json.loads(line) for line in logs.splitlines() if "world-readable" in line
+    ]  # a structured (JSON) line like every other, though logged while the config loads
+    assert [(w["level"], w["event"]) for w in warnings] == [
+        ("warning", f"secret file is world-readable; chmod 600 it: {shared}")
+    ]
     assert HEALTHY.api_secret not in logs
     assert RESTRICTED.api_secret not in logs

@@ -251,6 +251,15 @@ async def test_unusable_amounts_are_protocol_errors(
         await fetch_snapshot(exchange, generic, account_body(marginBalance=value))
 
 
+@pytest.mark.parametrize("value", ["-0.01", "-1e999999"])
+async def test_a_negative_maintenance_margin_is_a_protocol_error(
+    exchange: FakeExchange, generic: GenericV2Client, value: str
+) -> None:
+    # A negative requirement would make the margin ratio look safe: never accept it.
+    with pytest.raises(ExchangeProtocolError, match="maintenanceMargin must not be negative"):
+        await fetch_snapshot(exchange, generic, account_body(maintenanceMargin=value))
+
+
 async def test_json_nan_literal_is_a_protocol_error(
     exchange: FakeExchange, generic: GenericV2Client
 ) -> None:
