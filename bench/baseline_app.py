@@ -1,0 +1,93 @@
+"""The ceiling: a bare ASGI app answering every request with one fixed JSON body.
+
+It does nothing a web stack can skip (no routing, no parsing of the query, no auth, no
+metrics, no logging) and sends the same headers as the guard (``content-type``,
+``content-length``; no ``server`` header) with a body as long as a real decision body. It runs
+under exactly the server settings of production (``app/__main__.py``): uvicorn, one worker,
+``loop="uvloop"``, ``http="httptools"``, access log off. Whatever the guard costs beyond this
+is the price of the framework and of our own code.
+
+    python -m bench.baseline_app --port 8090 --body-bytes 260
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+#: A decision body's shape; ``decision_id`` is padded so the whole body has the wanted size.
+_TEMPLATE: dict[str, Any] = {
+    "allowed": True,
+    "reasons": [],
+    "warnings": [],
+    "decision_id": "",
+    "account": "acc-00000",
+    "symbol": "BTCUSDT",
+    "trading_status": "NORMAL",
+    "status_age_ms": 1234,
+    "snapshot_age_ms": 2345,
+}
+
+
+def decision_like_body(size: int) -> bytes:
+    """Decision-shaped JSON of exactly ``size`` bytes (or the bare template if smaller)."""
+    bare = len(orjson.dumps(_TEMPLATE))
+    return orjson.dumps({**_TEMPLATE, "decision_id": "d" * max(0, size - bare)})
+
+
+def make_app(body: bytes) -> ASGIApp:
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    payload = {"type": "http.response.body", "body": body}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await send(start)
+            await send(payload)
+            return
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--body-bytes", type=int, default=260)
+    args = parser.parse_args()
+    # The same server settings as app/__main__.py.
+    config = uvicorn.Config(
+        make_app(decision_like_body(args.body_bytes)),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

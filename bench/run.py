@@ -1,0 +1,934 @@
+"""One command for every benchmark of the guard (see bench/README.md).
+
+    python -m bench.run [--duration 10] [--connections 32] [--threads 1] [--accounts 100]
+                        [--quick] [--json FILE] [--profile-dir DIR] [--only PARTS]
+                        [--memory-live N] [--capacity-seconds 16] [--no-pin]
+
+In one run, on loopback only, each load loop bounded in time:
+
+1. decision-path micro-benchmarks (``bench.micro``, a subprocess): ns/op of ``evaluate`` and
+   ``Decider.decide``; also gives the size of a real decision body;
+2. the bare ASGI baseline (``bench.baseline_app``, same uvicorn settings as production, a body
+   of that size) under wrk;
+3. the simulator with N realistic accounts and the real guard (``python -m app``) with
+   production settings (auth, metrics, JSON logs at info, ``decision_log: all``): wrk on
+   ``GET /can-trade`` (realistic orders over every account, bearer token), then on
+   ``POST /can-trade/batch`` with 100 orders; then the same with ``decision_log: denied``
+   (labelled: not the production setting);
+4. resident memory for 1,000 and 10,000 accounts of realistic state (``bench.memory``);
+   with ``--memory-live N`` also of a live guard polling N accounts;
+5. capacity: the budget math for both exchanges, and phases against the simulator (200
+   generic-v2 accounts at the production and at a squeezed per-key budget; Binance USD-M
+   accounts under and over the shared per-IP budget); the live RSS of the 200-account guard.
+
+Then it prints the tables: requests/s, p50, p99, the guard/baseline ratios against the issue's
+targets, decision ns/op, memory, capacity (and the py-spy summary with ``--profile-dir``).
+A part that fails is listed at the end and makes the exit status 1; the rest still runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from app.config import PolicySettings, PollSettings
+from app.exchanges.base import ExchangeClient
+from app.exchanges.binance_usdm import BinanceUsdmClient
+from app.exchanges.generic_v2 import GenericV2Client
+from bench import capacity, scenario
+from bench.procs import (
+    REPO_ROOT,
+    BaselineProcess,
+    GuardProcess,
+    PinnedSimulator,
+    Pinning,
+    core_ticks,
+    cpu_seconds,
+    free_port,
+    rss_kib,
+    start_guard,
+    wait_idle,
+)
+from bench.wrk import WrkMissing, WrkResult, find_wrk, get_script, post_script, run_wrk
+
+BATCH_SIZE = 100
+TARGET_THROUGHPUT_RATIO = 0.6
+TARGET_P99_RATIO = 2.0
+TARGET_BATCH_GAIN = 20.0
+#: Body size for the baseline if the micro-benchmarks (which measure a real one) failed.
+DEFAULT_BODY_BYTES = 185
+#: How long the live-memory guard gets to give every account its first data.
+LIVE_TIMEOUT_S = 120.0
+#: py-spy samples per second (blocking mode: each sample pauses the guard briefly).
+PROFILE_RATE_HZ = 25
+#: The parts of a run, in order (``--only`` picks some).
+PARTS = ("micro", "baseline", "guards", "memory", "memory-live", "capacity")
+
+
+def say(message: str) -> None:
+    """Progress goes to stderr; the report goes to stdout."""
+    sys.stderr.write(f"[bench] {message}\n")
+    sys.stderr.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    duration_s: int
+    warmup_s: int
+    connections: int
+    threads: int
+    accounts: int
+    memory_accounts: tuple[int, ...]
+    memory_live_accounts: int
+    micro_number: int
+    capacity_accounts: int
+    capacity_settle_s: float
+    capacity_observe_s: float
+    quick: bool
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    if args.quick:
+        return Options(
+            duration_s=args.duration or 1,
+            warmup_s=0,
+            connections=args.connections,
+            threads=args.threads,
+            accounts=args.accounts or 10,
+            memory_accounts=(50, 200),
+            memory_live_accounts=0,
+            micro_number=2000,
+            capacity_accounts=10,
+            capacity_settle_s=0.5,
+            capacity_observe_s=1.5,
+            quick=True,
+        )
+    return Options(
+        duration_s=args.duration or 10,
+        warmup_s=2,
+        connections=args.connections,
+        threads=args.threads,
+        accounts=args.accounts or 100,
+        memory_accounts=(1000, 10000),
+        memory_live_accounts=args.memory_live,
+        micro_number=20_000,
+        capacity_accounts=200,
+        capacity_settle_s=16.0,
+        capacity_observe_s=float(args.capacity_seconds),
+        quick=False,
+    )
+
+
+@dataclass
+class LoadRow:
+    key: str
+    label: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+    server_cpu_pct: float
+    #: Busy share of the server's core NOT used by the server (other processes: noise).
+    server_core_other_pct: float
+    #: Busy share of the load generator's core (wrk + simulator): ~100% means wrk-bound.
+    load_core_pct: float
+    orders_per_request: int = 1
+
+    @property
+    def orders_per_s(self) -> float:
+        return self.rps * self.orders_per_request
+
+
+@dataclass
+class Report:
+    machine: dict[str, Any] = field(default_factory=dict)
+    load: list[LoadRow] = field(default_factory=list)
+    body_bytes: dict[str, int] = field(default_factory=dict)
+    micro: dict[str, Any] = field(default_factory=dict)
+    memory: list[dict[str, Any]] = field(default_factory=list)
+    memory_live: dict[str, Any] = field(default_factory=dict)
+    budget_math: list[dict[str, Any]] = field(default_factory=list)
+    capacity: list[dict[str, Any]] = field(default_factory=list)
+    profile: str = ""
+    errors: list[str] = field(default_factory=list)
+    #: Parts to run (``--only``); None = all.
+    only: set[str] | None = None
+
+    def row(self, key: str) -> LoadRow | None:
+        return next((r for r in self.load if r.key == key), None)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _measure(
+    key: str,
+    label: str,
+    url: str,
+    script: Path,
+    opts: Options,
+    pinning: Pinning,
+    server_pid: int,
+    *,
+    orders_per_request: int = 1,
+) -> LoadRow:
+    common: dict[str, Any] = {
+        "script": script,
+        "connections": opts.connections,
+        "threads": opts.threads,
+        "cpu_prefix": pinning.load(),
+    }
+    if opts.warmup_s:
+        say(f"{label}: warm-up {opts.warmup_s} s")
+        run_wrk(url, duration_s=opts.warmup_s, **common)
+        wait_idle(server_pid)  # requests still queued from the warm-up are done
+    say(f"{label}: measuring {opts.duration_s} s")
+    server_core = pinning.server_cpu if pinning.server_cpu is not None else 0
+    load_core = pinning.load_cpu if pinning.load_cpu is not None else 0
+    s0, l0 = core_ticks(server_core), core_ticks(load_core)
+    cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
+    result: WrkResult = run_wrk(url, duration_s=opts.duration_s, **common)
+    cpu_pct = 100 * (cpu_seconds(server_pid) - cpu0) / (time.monotonic() - t0)
+    s1, l1 = core_ticks(server_core), core_ticks(load_core)
+    core_pct = 100 * (s1[0] - s0[0]) / max(1, s1[1] - s0[1])
+    load_pct = 100 * (l1[0] - l0[0]) / max(1, l1[1] - l0[1])
+    wait_idle(server_pid)
+    if result.non_2xx or result.socket_errors:
+        say(f"WARNING {label}: {result.non_2xx} non-2xx, {result.socket_errors} socket errors")
+    return LoadRow(
+        key=key,
+        label=label,
+        rps=result.rps,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        non_2xx=result.non_2xx,
+        socket_errors=result.socket_errors,
+        server_cpu_pct=cpu_pct,
+        server_core_other_pct=max(0.0, core_pct - cpu_pct)
+        if pinning.server_cpu is not None
+        else float("nan"),
+        load_core_pct=load_pct if pinning.load_cpu is not None else float("nan"),
+        orders_per_request=orders_per_request,
+    )
+
+
+def _run_json(command: list[str], *, stderr_path: Path, timeout_s: float) -> dict[str, Any]:
+    with stderr_path.open("wb") as err:
+        done = subprocess.run(
+            command,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            timeout=timeout_s,
+            check=False,
+        )
+    if done.returncode != 0:
+        tail = stderr_path.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{' '.join(command)} exited with {done.returncode}:\n{tail}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def run_micro(opts: Options, pinning: Pinning, tmp: Path) -> dict[str, Any]:
+    say("decision micro-benchmarks")
+    command = [
+        *pinning.server(),
+        sys.executable,
+        "-m",
+        "bench.micro",
+        "--number",
+        str(opts.micro_number),
+    ]
+    # The log lines of decide[log=all] go to a file, as a production log would.
+    return _run_json(command, stderr_path=tmp / "micro-decisions.log", timeout_s=600)
+
+
+def run_memory(opts: Options, pinning: Pinning, tmp: Path) -> list[dict[str, Any]]:
+    results = []
+    for accounts in opts.memory_accounts:
+        say(f"memory: {accounts} accounts (in-process store + app objects)")
+        command = [
+            *pinning.server(),
+            sys.executable,
+            "-m",
+            "bench.memory",
+            "--accounts",
+            str(accounts),
+        ]
+        results.append(_run_json(command, stderr_path=tmp / "memory.log", timeout_s=600))
+    return results
+
+
+@contextmanager
+def simulator(accounts: int, pinning: Pinning, tmp: Path, name: str) -> Iterator[PinnedSimulator]:
+    scenario_path = scenario.write_sim_scenario(tmp / f"{name}.yaml", accounts)
+    sim = PinnedSimulator(
+        scenario_path,
+        prefix=pinning.load(),
+        log_path=tmp / f"{name}.log",
+        startup_timeout_s=120,
+    )
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.close()
+
+
+def _check_guard(guard: GuardProcess, accounts: int) -> int:
+    """One real GET and one real batch: 200, allowed. Returns the decision body size."""
+    headers = {"Authorization": f"Bearer {scenario.BOT_TOKEN}"}
+    path = next(scenario.order_paths(accounts))
+    single = httpx.get(guard.base_url + path, headers=headers, timeout=10)
+    if single.status_code != 200 or single.json().get("allowed") is not True:
+        raise RuntimeError(f"guard GET {path}: {single.status_code} {single.text}")
+    batch = httpx.post(
+        guard.base_url + "/can-trade/batch",
+        json=scenario.batch_body(accounts, BATCH_SIZE),
+        headers=headers,
+        timeout=10,
+    )
+    decisions = batch.json().get("decisions", []) if batch.status_code == 200 else []
+    if len(decisions) != BATCH_SIZE or not all(d["allowed"] for d in decisions):
+        raise RuntimeError(f"guard batch: {batch.status_code} {batch.text[:500]}")
+    return len(single.content)
+
+
+def run_guard(
+    decision_log: str,
+    sim: PinnedSimulator,
+    opts: Options,
+    pinning: Pinning,
+    tmp: Path,
+    report: Report,
+    get_lua: Path,
+    batch_lua: Path,
+    profile_dir: Path | None,
+) -> None:
+    production = decision_log == "all"
+    tag = f"decision_log={decision_log}" + ("" if production else ", NOT production")
+    say(f"guard with {opts.accounts} accounts ({tag}): starting")
+    config = scenario.guard_config(
+        opts.accounts,
+        port=free_port(),
+        sim_url=sim.base_url,
+        data_dir=tmp / f"data-{decision_log}",
+        decision_log=decision_log,
+    )
+    guard = start_guard(config, tmp, prefix=pinning.server())
+    try:
+        assert guard.proc is not None
+        pid = guard.proc.pid
+        report.body_bytes[f"guard[{decision_log}]"] = _check_guard(guard, opts.accounts)
+        suffix = "" if production else "-log-denied"
+        report.load.append(
+            _measure(
+                f"guard-get{suffix}",
+                f"guard   GET /can-trade [{tag}]",
+                guard.base_url,
+                get_lua,
+                opts,
+                pinning,
+                pid,
+            )
+        )
+        report.load.append(
+            _measure(
+                f"guard-batch{suffix}",
+                f"guard   POST /can-trade/batch x{BATCH_SIZE} [{tag}]",
+                guard.base_url,
+                batch_lua,
+                opts,
+                pinning,
+                pid,
+                orders_per_request=BATCH_SIZE,
+            )
+        )
+        if production and profile_dir is not None:
+            report.profile = profile_guard(guard, get_lua, opts, pinning, profile_dir)
+    finally:
+        guard.stop()
+
+
+def profile_guard(
+    guard: GuardProcess, script: Path, opts: Options, pinning: Pinning, out: Path
+) -> str:
+    """py-spy the guard while wrk loads GET /can-trade (an extra run, not the measured one)."""
+    from bench.profile_summary import summarize_file
+
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(pyspy).exists():
+        raise RuntimeError("--profile-dir needs py-spy: .venv/bin/pip install py-spy")
+    assert guard.proc is not None
+    out.mkdir(parents=True, exist_ok=True)
+    raw = out / "guard-get-can-trade.pyspy.txt"
+    seconds = max(2 * opts.duration_s, 5)
+    command = [
+        *pinning.load(),
+        pyspy,
+        "record",
+        "--pid",
+        str(guard.proc.pid),
+        "--duration",
+        str(seconds + 1),
+        # py-spy pauses the guard for each sample (whole, consistent stacks; --nonblocking
+        # reads half-changed ones). Pausing costs ~5 ms here, so sample at a low rate for
+        # longer: the profiled run then stays within ~10% of the measured throughput.
+        "--rate",
+        str(PROFILE_RATE_HZ),
+        "--format",
+        "raw",
+        "--output",
+        str(raw),
+    ]
+    say(f"profiling the guard with py-spy for {seconds} s under wrk load")
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as spy:
+        time.sleep(0.5)
+        cpu0 = cpu_seconds(guard.proc.pid)
+        load = run_wrk(
+            guard.base_url,
+            script=script,
+            duration_s=seconds,
+            connections=opts.connections,
+            threads=opts.threads,
+            cpu_prefix=pinning.load(),
+        )
+        cpu = cpu_seconds(guard.proc.pid) - cpu0
+        try:
+            _, err = spy.communicate(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            _, err = spy.communicate()
+    if not raw.exists():
+        raise RuntimeError(f"py-spy wrote no profile: {err.decode(errors='replace')}")
+    us_per_request = 1e6 * cpu / max(1, load.requests)
+    header = (
+        f"profiled run: {load.rps:.0f} req/s (py-spy at {PROFILE_RATE_HZ} Hz), "
+        f"{us_per_request:.0f} us of guard CPU per request; raw stacks: {raw}"
+    )
+    return (
+        header
+        + "\n"
+        + summarize_file(raw, us_per_request, wall_samples=PROFILE_RATE_HZ * (seconds + 1))
+    )
+
+
+def run_memory_live(accounts: int, pinning: Pinning, tmp: Path) -> dict[str, Any]:
+    """RSS of a real guard process polling ``accounts`` accounts (relaxed intervals so one
+    simulator core can keep up) once every account has data, or after ``LIVE_TIMEOUT_S``.
+
+    All pollers start at once, so a cold start of many accounts queues thousands of requests
+    on one exchange host; how long until every account has data is reported too.
+    """
+    say(f"memory: live guard polling {accounts} accounts (up to {LIVE_TIMEOUT_S:.0f} s)")
+    with simulator(accounts, pinning, tmp, "sim-memory") as sim:
+        config = scenario.guard_config(
+            accounts,
+            port=free_port(),
+            sim_url=sim.base_url,
+            data_dir=tmp / "data-memory",
+            poll={"status_interval_s": 30.0, "snapshot_interval_s": 60.0},
+            policy={"max_status_age_s": 120.0, "max_snapshot_age_s": 180.0},
+        )
+        guard = GuardProcess(config, tmp, command=[*pinning.server(), sys.executable, "-m", "app"])
+        started = time.monotonic()
+        guard.start(wait=False)
+        try:
+            assert guard.proc is not None
+            with_data, all_data_s = 0, None
+            while time.monotonic() - started < LIVE_TIMEOUT_S:
+                if guard.proc.poll() is not None:
+                    raise RuntimeError(f"guard exited with {guard.proc.returncode}")
+                time.sleep(2)
+                try:
+                    views = httpx.get(f"{guard.base_url}/readyz", timeout=10).json()["accounts"]
+                except (httpx.HTTPError, ValueError, KeyError):
+                    continue
+                with_data = sum(
+                    1
+                    for v in views.values()
+                    if v["status_age_ms"] is not None and v["snapshot_age_ms"] is not None
+                )
+                if with_data == accounts:
+                    all_data_s = time.monotonic() - started
+                    break
+            time.sleep(2)
+            rss = rss_kib(guard.proc.pid)
+            errors = guard.logs().count('"event": "refresh failed"')
+            return {
+                "accounts": accounts,
+                "with_data": with_data,
+                "all_data_s": all_data_s,
+                "rss_kib": rss["VmRSS"],
+                "peak_kib": rss["VmHWM"],
+                "refresh_failures": errors,
+            }
+        finally:
+            guard.stop()
+
+
+def run_capacity(opts: Options, pinning: Pinning, tmp: Path, report: Report) -> None:
+    """Budget math for both exchanges, then phases against the simulator:
+
+    * generic-v2 x N at the production budget (per key: weight never limits; CPU cost);
+    * generic-v2 x N with per-key budgets squeezed so the math predicts stretch 1.5 (fits);
+    * Binance USD-M (one budget per IP, shared): a few accounts under the fresh limit, and
+      twice the limit (the math predicts partly stale data).
+    """
+    for exchange in (GenericV2Client, BinanceUsdmClient):
+        report.budget_math.append(asdict(capacity.budget_math(exchange)))
+    binance_fresh = capacity.budget_math(BinanceUsdmClient).accounts_fresh
+    tight = capacity.fraction_for_stretch(GenericV2Client, 1.5)
+    stale_after = PolicySettings().max_snapshot_age_s + 1  # first data must age out first
+    observe = opts.capacity_observe_s
+    phases: list[tuple[str, type[ExchangeClient], int, float, float, float]] = [
+        ("production budget", GenericV2Client, opts.capacity_accounts, 0.8, 5, observe),
+        ("tight per-key", GenericV2Client, opts.capacity_accounts, tight, stale_after, observe),
+        (
+            "IP budget, fits",
+            BinanceUsdmClient,
+            max(1, binance_fresh - 2),
+            0.8,
+            stale_after,
+            observe,
+        ),
+        (
+            "IP budget, 2x over",
+            BinanceUsdmClient,
+            2 * binance_fresh,
+            0.8,
+            stale_after,
+            1.5 * observe,
+        ),
+    ]
+    if opts.quick:  # budget-limited phases need tens of seconds before data can go stale
+        phases = [
+            (label, client, n, f, opts.capacity_settle_s, observe)
+            for label, client, n, f, _s, _o in phases[:1]
+        ]
+    with simulator(opts.capacity_accounts, pinning, tmp, "sim-capacity") as sim:
+        for label, client, accounts, fraction, settle, seconds in phases:
+            result = capacity.run_phase(
+                label,
+                client=client,
+                accounts=accounts,
+                target_fraction=fraction,
+                sim=sim,
+                workdir=tmp,
+                pinning=pinning,
+                settle_s=settle,
+                observe_s=seconds,
+                say=say,
+            )
+            report.capacity.append(result.as_dict())
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def _ratio_line(name: str, value: float, target: str, ok: bool) -> str:
+    return f"  {name:<44} {value:>7.2f}x   target {target:<8} {'met' if ok else 'NOT met'}"
+
+
+def render(report: Report, opts: Options, pinning: Pinning) -> str:
+    out: list[str] = []
+    m = report.machine
+    out.append("=" * 100)
+    out.append(
+        "pretrade-guard benchmark"
+        + (" (QUICK: smoke-test settings, numbers meaningless)" if opts.quick else "")
+    )
+    out.append(f"machine: {m['cpus']} CPUs, {m['cpu_model']}; Python {m['python']}; {m['wrk']}")
+    out.append(f"pinning: {pinning.note}")
+    out.append(
+        f"load: wrk --threads {opts.threads} --connections {opts.connections}, "
+        f"{opts.duration_s} s per measurement after {opts.warmup_s} s warm-up; "
+        f"guard: {opts.accounts} accounts on the simulator, production settings"
+    )
+    out.append("bodies: " + ", ".join(f"{k} {v} B" for k, v in report.body_bytes.items()))
+    out.append("")
+    out.append("== HTTP (closed loop; latency per request) ==")
+    out.append(
+        f"  {'scenario':<58} {'req/s':>9} {'orders/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'srv cpu%':>8} {'other%':>6} {'wrk cpu%':>8} {'errors':>6}"
+    )
+    for row in report.load:
+        out.append(
+            f"  {row.label:<58} {row.rps:>9.0f} {row.orders_per_s:>9.0f} {row.p50_ms:>8.2f} "
+            f"{row.p99_ms:>8.2f} {row.server_cpu_pct:>8.0f} {row.server_core_other_pct:>6.0f} "
+            f"{row.load_core_pct:>8.0f} {row.non_2xx + row.socket_errors:>6}"
+        )
+    out.append(
+        "  srv cpu%: server process CPU (100 = its core saturated); other%: the server's core "
+        "busy with OTHER processes (noise, should be ~0); wrk cpu%: the load core (wrk + simulator)"
+    )
+    noisy = [r.label.strip() for r in report.load if r.server_core_other_pct > 10]
+    if noisy:
+        out.append(f"  WARNING: other processes used the server core during: {'; '.join(noisy)}")
+    base, get, batch = report.row("baseline"), report.row("guard-get"), report.row("guard-batch")
+    out.append("")
+    out.append("== Ratios (same run; production settings) ==")
+    if base and get:
+        tput = get.rps / base.rps
+        p99 = get.p99_ms / base.p99_ms
+        out.append(
+            _ratio_line(
+                "GET /can-trade throughput guard/baseline",
+                tput,
+                f">= {TARGET_THROUGHPUT_RATIO}x",
+                tput >= TARGET_THROUGHPUT_RATIO,
+            )
+        )
+        out.append(
+            _ratio_line(
+                "GET /can-trade p99 guard/baseline",
+                p99,
+                f"<= {TARGET_P99_RATIO}x",
+                p99 <= TARGET_P99_RATIO,
+            )
+        )
+    if get and batch:
+        gain = batch.orders_per_s / get.orders_per_s
+        out.append(
+            _ratio_line(
+                "batch x100 orders/s vs single GET orders/s",
+                gain,
+                f">= {TARGET_BATCH_GAIN:.0f}x",
+                gain >= TARGET_BATCH_GAIN,
+            )
+        )
+    quiet = report.row("guard-get-log-denied")
+    quiet_batch = report.row("guard-batch-log-denied")
+    if base and quiet:
+        out.append(
+            _ratio_line(
+                "[decision_log=denied] GET throughput guard/baseline",
+                quiet.rps / base.rps,
+                f">= {TARGET_THROUGHPUT_RATIO}x",
+                quiet.rps / base.rps >= TARGET_THROUGHPUT_RATIO,
+            )
+        )
+        out.append(
+            _ratio_line(
+                "[decision_log=denied] GET p99 guard/baseline",
+                quiet.p99_ms / base.p99_ms,
+                f"<= {TARGET_P99_RATIO}x",
+                quiet.p99_ms / base.p99_ms <= TARGET_P99_RATIO,
+            )
+        )
+    if quiet and quiet_batch:
+        gain = quiet_batch.orders_per_s / quiet.orders_per_s
+        out.append(
+            _ratio_line(
+                "[decision_log=denied] batch vs single orders/s",
+                gain,
+                f">= {TARGET_BATCH_GAIN:.0f}x",
+                gain >= TARGET_BATCH_GAIN,
+            )
+        )
+    out.append("")
+    mic = report.micro
+    if mic:
+        out.append(
+            f"== Decision path, ns/op (timeit best of {mic['repeat']} x {mic['number']}, "
+            "in-process, pinned, net of call overhead) =="
+        )
+        for key, label in (
+            ("evaluate_allowed_ns", "rules.evaluate, allowed order"),
+            ("evaluate_denied_ns", "rules.evaluate, denied order (3 reasons)"),
+            ("decide_allowed_log_all_ns", "Decider.decide, allowed, decision_log=all"),
+            ("decide_denied_log_all_ns", "Decider.decide, denied, decision_log=all"),
+            ("decide_allowed_log_denied_ns", "Decider.decide, allowed, decision_log=denied"),
+            ("decide_denied_log_denied_ns", "Decider.decide, denied, decision_log=denied"),
+            ("decide_allowed_log_none_ns", "Decider.decide, allowed, decision_log=none"),
+            ("decide_denied_log_none_ns", "Decider.decide, denied, decision_log=none"),
+            ("order_query_validate_ns", "OrderQuery.model_validate(query).intent()"),
+            ("orjson_dumps_decision_ns", "orjson.dumps(decision body)"),
+        ):
+            out.append(f"  {label:<52} {mic[key]:>10.0f} ns")
+        out.append("")
+    out.append("== Memory (RSS) ==")
+    for mem in report.memory:
+        out.append(
+            f"  {mem['accounts']:>6} accounts, in-process app + realistic state: "
+            f"{mem['state_kib'] / 1024:>7.1f} MiB total, "
+            f"{(mem['state_kib'] - mem['imports_kib']) / 1024:>7.1f} MiB above imports "
+            f"({mem['imports_kib'] / 1024:.1f} MiB); per account "
+            f"{mem['total_per_account_kib']:.1f} KiB = app objects "
+            f"{mem['app_per_account_kib']:.1f} + state {mem['state_per_account_kib']:.1f}"
+        )
+    prod_phase = next((p for p in report.capacity if p["label"] == "production budget"), None)
+    if prod_phase:
+        out.append(
+            f"  {prod_phase['accounts']:>6} accounts, live guard process polling the simulator "
+            f"(capacity phase 'production budget'): {prod_phase['rss_kib'] / 1024:.1f} MiB RSS"
+        )
+    if report.memory_live:
+        live = report.memory_live
+        took = (
+            f"every account had data after {live['all_data_s']:.0f} s"
+            if live["all_data_s"] is not None
+            else f"only {live['with_data']} had data after {LIVE_TIMEOUT_S:.0f} s"
+        )
+        out.append(
+            f"  {live['accounts']:>6} accounts, live guard process polling the simulator: "
+            f"{live['rss_kib'] / 1024:.1f} MiB RSS (peak {live['peak_kib'] / 1024:.1f} MiB); "
+            f"cold start: {took}, {live['refresh_failures']} failed refreshes on the way"
+        )
+    out.append("")
+    out.append(
+        "== Capacity: budget math (default intervals 2 s / 5 s, max ages 10 s / 15 s, "
+        "jitter 10%, weight_target_fraction 0.8) =="
+    )
+    for bm in report.budget_math:
+        out.append(
+            f"  {bm['exchange']:<13} budget per {bm['scope']:<4}: limit {bm['limit_per_min']}/min, "
+            f"target {bm['target_per_min']}, sustained {bm['sustained_per_min']:.0f}/min; "
+            f"one account asks {bm['demand_per_account']:.0f}/min -> "
+            f"{bm['accounts_unstretched']} accounts per budget unstretched, "
+            f"{bm['accounts_fresh']} kept fresh (max stretch {bm['max_fresh_stretch']:.2f})"
+        )
+    out.append("")
+    out.append(
+        "== Capacity: empirical (simulator; /readyz sampled 1/s after the data could go stale) =="
+    )
+    out.append(
+        f"  {'phase':<20} {'exchange':<13} {'accts':>5} {'fraction':>8} {'stretch pred/obs':>17} "
+        f"{'fresh pred':>10} {'fresh mean/min':>15} {'exch req/s':>10} {'cpu %':>6} "
+        f"{'ms/req':>6} {'sim cpu%':>8} {'429s':>5}"
+    )
+    for ph in report.capacity:
+        stretch = f"{ph['predicted_stretch']:.2f}/{ph['observed_stretch_max']:.2f}"
+        fresh = f"{100 * ph['fresh_mean']:.0f}%/{100 * ph['fresh_min']:.0f}%"
+        out.append(
+            f"  {ph['label']:<20} {ph['exchange']:<13} {ph['accounts']:>5} "
+            f"{ph['target_fraction']:>8.4f} {stretch:>17} {100 * ph['predicted_fresh']:>9.0f}% "
+            f"{fresh:>15} {ph['exchange_rps']:>10.1f} {ph['guard_cpu_pct']:>6.1f} "
+            f"{ph['cpu_ms_per_exchange_request']:>6.2f} {ph['sim_cpu_pct']:>8.1f} "
+            f"{ph['rate_limited']:>5}"
+        )
+    prod = next((p for p in report.capacity if p["label"] == "production budget"), None)
+    if prod and prod["cpu_ms_per_exchange_request"] == prod["cpu_ms_per_exchange_request"]:
+        per_account = 1 / PollSettings().status_interval_s + 1 / PollSettings().snapshot_interval_s
+        cpu_per_account = prod["cpu_ms_per_exchange_request"] * per_account / 1000
+        out.append(
+            f"  CPU bound (generic-v2, per-key budgets never limit): {per_account:.1f} polls/s "
+            f"per account x {prod['cpu_ms_per_exchange_request']:.2f} ms = "
+            f"{100 * cpu_per_account:.2f}% of a core per account -> "
+            f"~{0.5 / cpu_per_account:.0f} accounts at 50% of a core, "
+            f"~{1 / cpu_per_account:.0f} at 100%"
+        )
+    if report.profile:
+        out.append("")
+        out.append("== Profile (py-spy, GET /can-trade under wrk) ==")
+        out.append(report.profile)
+    if report.errors:
+        out.append("")
+        out.append("== FAILED parts (their rows are missing above) ==")
+        out.extend(f"  {error}" for error in report.errors)
+    out.append("=" * 100)
+    return "\n".join(out)
+
+
+def _machine() -> dict[str, Any]:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+    import platform
+
+    version = subprocess.run(
+        [find_wrk(), "--version"], capture_output=True, text=True, timeout=10, check=False
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "wrk": (version.stdout or version.stderr).splitlines()[0].strip(),
+        "kernel": platform.release(),
+    }
+
+
+def _step(report: Report, name: str, fn: Callable[[], object]) -> None:
+    """Run one part; a failure is reported (and makes the exit status 1) but the other parts
+    still run, so one broken measurement does not cost the whole run."""
+    if report.only is not None and name.split("[")[0] not in report.only:
+        return
+    started = time.monotonic()
+    try:
+        fn()
+    except Exception as exc:
+        say(f"{name} FAILED after {time.monotonic() - started:.1f} s: {exc!r}")
+        report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        return
+    say(f"{name} done in {time.monotonic() - started:.1f} s")
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description="pretrade-guard benchmark harness"
+    )
+    parser.add_argument("--duration", type=int, default=0, help="seconds per measurement (10)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--accounts", type=int, default=0, help="guard accounts (100)")
+    parser.add_argument("--quick", action="store_true", help="smoke-test settings (~30 s)")
+    parser.add_argument(
+        "--capacity-seconds",
+        type=int,
+        default=16,
+        help="observation window of each capacity phase (16; 'too tight' x2)",
+    )
+    parser.add_argument(
+        "--memory-live",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also start a guard polling N accounts and report its RSS once all have data "
+        "(off by default: from ~300 accounts a cold start wedges the guard, see PROFILE.md)",
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(PARTS),
+        help=f"comma-separated parts to run: {','.join(PARTS)} (default: all)",
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    parser.add_argument("--json", type=Path, help="also write every number to this file")
+    parser.add_argument(
+        "--profile-dir", type=Path, help="also py-spy the guard under GET load (needs py-spy)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        find_wrk()
+    except WrkMissing as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    # SIGTERM (a CI timeout, say) unwinds like Ctrl-C, so every ``finally`` stops the servers
+    # this run started instead of leaving them to burn the server core.
+    signal.signal(signal.SIGTERM, _terminate)
+    opts = options_from(args)
+    pinning = Pinning.detect(not args.no_pin)
+    pinning.pin_self_to_load_cpu()
+    unknown = args.only - set(PARTS)
+    if unknown:
+        parser.error(f"--only: unknown parts {sorted(unknown)}; known: {', '.join(PARTS)}")
+    report = Report(machine=_machine(), only=args.only)
+    say(pinning.note)
+    with tempfile.TemporaryDirectory(prefix="pretrade-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+
+        def micro() -> None:
+            report.micro = run_micro(opts, pinning, tmp)
+
+        _step(report, "micro", micro)
+        # The size of a real decision body (measured in-process by bench.micro).
+        body_bytes = int(report.micro.get("decision_body_bytes", DEFAULT_BODY_BYTES))
+        get_lua = tmp / "get.lua"
+        get_lua.write_text(
+            get_script(scenario.order_paths(opts.accounts), scenario.BOT_TOKEN), encoding="utf-8"
+        )
+        batch_lua = tmp / "batch.lua"
+        batch_lua.write_text(
+            post_script(
+                "/can-trade/batch",
+                json.dumps(scenario.batch_body(opts.accounts, BATCH_SIZE), separators=(",", ":")),
+                scenario.BOT_TOKEN,
+            ),
+            encoding="utf-8",
+        )
+
+        def baseline() -> None:
+            # The same requests as the guard gets (paths, token): the server parses them alike.
+            proc = BaselineProcess(
+                body_bytes, prefix=pinning.server(), log_path=tmp / "baseline.log"
+            ).start()
+            try:
+                assert proc.proc is not None
+                report.body_bytes["baseline"] = len(proc.body())
+                report.load.append(
+                    _measure(
+                        "baseline",
+                        "baseline bare ASGI app, fixed JSON (same requests)",
+                        proc.base_url,
+                        get_lua,
+                        opts,
+                        pinning,
+                        proc.proc.pid,
+                    )
+                )
+            finally:
+                proc.stop()
+
+        _step(report, "baseline", baseline)
+
+        def guards() -> None:
+            with simulator(opts.accounts, pinning, tmp, "sim-load") as sim:
+                for decision_log in ("all", "denied"):
+                    _step(
+                        report,
+                        f"guards[{decision_log}]",
+                        partial(
+                            run_guard,
+                            decision_log,
+                            sim,
+                            opts,
+                            pinning,
+                            tmp,
+                            report,
+                            get_lua,
+                            batch_lua,
+                            args.profile_dir if decision_log == "all" else None,
+                        ),
+                    )
+
+        _step(report, "guards", guards)
+
+        def memory() -> None:
+            report.memory = run_memory(opts, pinning, tmp)
+
+        def memory_live() -> None:
+            report.memory_live = run_memory_live(opts.memory_live_accounts, pinning, tmp)
+
+        _step(report, "memory", memory)
+        if opts.memory_live_accounts:
+            _step(report, "memory-live", memory_live)
+        _step(report, "capacity", partial(run_capacity, opts, pinning, tmp, report))
+    text = render(report, opts, pinning)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    if args.json:
+        data = asdict(report)
+        data["options"] = asdict(opts)
+        data["pinning"] = pinning.note
+        args.json.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    return 1 if report.errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

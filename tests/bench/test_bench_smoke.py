@@ -1,0 +1,139 @@
+"""The benchmark harness must not rot: run it end to end in ``--quick`` mode.
+
+Only that it completes and prints every table; never a timing assertion (benchmarks are not
+tests, and numbers from 1-second runs mean nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.wrk import parse_output
+from tests.support.processes import REPO_ROOT
+
+#: Lines of the report that every run prints (labels, not numbers).
+EXPECTED_ROWS = (
+    "== HTTP (closed loop; latency per request) ==",
+    "baseline bare ASGI app, fixed JSON (same requests)",
+    "guard   GET /can-trade [decision_log=all]",
+    "guard   POST /can-trade/batch x100 [decision_log=all]",
+    "guard   GET /can-trade [decision_log=denied, NOT production]",
+    "guard   POST /can-trade/batch x100 [decision_log=denied, NOT production]",
+    "== Ratios (same run; production settings) ==",
+    "GET /can-trade throughput guard/baseline",
+    "GET /can-trade p99 guard/baseline",
+    "batch x100 orders/s vs single GET orders/s",
+    "== Decision path, ns/op",
+    "rules.evaluate, allowed order",
+    "rules.evaluate, denied order",
+    "Decider.decide, allowed, decision_log=all",
+    "== Memory (RSS) ==",
+    "accounts, in-process app + realistic state",
+    "== Capacity: budget math",
+    "generic-v2    budget per key",
+    "binance-usdm  budget per host",
+    "== Capacity: empirical",
+    "production budget",
+    "CPU bound (generic-v2",
+)
+
+LOAD_KEYS = {
+    "baseline",
+    "guard-get",
+    "guard-batch",
+    "guard-get-log-denied",
+    "guard-batch-log-denied",
+}
+
+WRK_REPORT = """Running 2s test @ http://127.0.0.1:8080
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.10ms  800.00us  20.00ms   90.00%
+    Req/Sec    15.00k     1.00k   17.00k    80.00%
+  Latency Distribution
+     50%  812.00us
+     75%    2.50ms
+     90%    3.00ms
+     99%    1.02s
+  30000 requests in 2.00s, 9.00MB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 10
+Requests/sec:  15000.00
+Transfer/sec:      4.50MB
+"""
+
+
+def _require_wrk() -> None:
+    if shutil.which("wrk") is not None:
+        return
+    message = "wrk is not installed (apt-get install wrk); the benchmark harness needs it"
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{message}; CI must install it")
+    pytest.skip(message)
+
+
+def test_wrk_report_is_parsed() -> None:
+    result = parse_output(WRK_REPORT)
+    assert result.rps == 15000.0
+    assert result.requests == 30000
+    assert result.latency_ms == {50: 0.812, 75: 2.5, 90: 3.0, 99: 1020.0}
+    assert (result.non_2xx, result.socket_errors) == (10, 3)
+
+
+def test_missing_wrk_fails_with_install_hint(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "apt-get install wrk" in done.stderr
+
+
+@pytest.mark.integration
+def test_quick_run_prints_every_table(tmp_path: Path) -> None:
+    _require_wrk()
+    report = tmp_path / "bench.json"
+    # Not under coverage (pyproject measures subprocesses): tracing would slow every server of
+    # the run several-fold for nothing; the integration tests measure the guard already.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    # Its own session, so a timeout can end the harness AND the servers it started.
+    with subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--quick", "--json", str(report)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as run:
+        try:
+            stdout, stderr = run.communicate(timeout=100)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGTERM)  # the harness stops its servers on SIGTERM
+            try:
+                run.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.communicate()
+            pytest.fail("the quick benchmark run did not finish in 100 s")
+    assert run.returncode == 0, stderr[-4000:]
+    missing = [row for row in EXPECTED_ROWS if row not in stdout]
+    assert not missing, f"missing from the report: {missing}\n{stdout}"
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert {row["key"] for row in data["load"]} == LOAD_KEYS
+    assert all(row["non_2xx"] == 0 for row in data["load"]), data["load"]
+    assert {mem["accounts"] for mem in data["memory"]} == {50, 200}
+    assert data["micro"]["evaluate_allowed_ns"] > 0
