@@ -103,6 +103,11 @@ class AccountPoller:
     async def run(self) -> None:
         """Poll until cancelled. No exception escapes except ``CancelledError``."""
         self._log.info("poller started", base_url=self.client.base_url)
+        # Spread the first requests of all accounts over one status interval. Hundreds of
+        # pollers starting at once would queue hundreds of requests in the HTTP pool and send
+        # the exchange a burst; from ~300 accounts on one host, httpcore's pool then spends
+        # its time re-assigning the queue and nothing goes out (encode/httpcore#1035).
+        await asyncio.sleep(self.rng.uniform(0, self.timing.status_interval_s))
         while True:
             await self._step()
 
