@@ -24,9 +24,11 @@ from prometheus_client import CollectorRegistry
 from app.api import accounts, admin, can_trade, events, handlers, health
 from app.api.decider import Decider
 from app.api.deps import Services
+from app.api.fastpath import FastBatch, FastCanTrade, GuardApp
 from app.api.middleware import RequestMetrics
 from app.api.security import TokenAuth
 from app.config import Settings, WebhookSettings
+from app.decision_log import DecisionLog, DecisionLogWriter
 from app.domain import KillSwitchScope
 from app.errors import ConfigError
 from app.events.bus import EventBus
@@ -34,6 +36,7 @@ from app.events.watch import StateEvents, Watcher, kill_switch_event
 from app.events.webhooks import WebhookDispatcher, Webhooks, WebhookTarget
 from app.exchanges import client_class
 from app.exchanges.base import Credentials, ExchangeClient
+from app.logs import stderr_sink
 from app.metrics import Metrics
 from app.refresher.poller import PollTiming
 from app.refresher.supervisor import BudgetGate, Budgets, Refresher, build_poller
@@ -142,6 +145,16 @@ async def _check_permissions(clients: dict[str, ExchangeClient]) -> None:
             )
 
 
+def _decision_log(settings: Settings, metrics: Metrics) -> DecisionLog:
+    """JSON logs: decision lines rendered directly and written in batches off the event loop.
+    Console logs (for humans at a terminal) keep going through structlog, line by line."""
+    mode = settings.server.decision_log
+    writer = None
+    if settings.server.log_format == "json" and mode != "none":
+        writer = DecisionLogWriter(stderr_sink(), metrics.decision_log_dropped)
+    return DecisionLog(mode, writer)
+
+
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> FastAPI:
     """Build the guard. ``registry`` defaults to a fresh one (tests inject their own)."""
     version = guard_version()
@@ -149,11 +162,12 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     store = StateStore((name, acc.exchange) for name, acc in settings.accounts.items())
     policies = {name: settings.policy_for(name) for name in settings.accounts}
     kill_switches = KillSwitchStore(settings.server.data_dir)
+    decision_log = _decision_log(settings, metrics)
     decider = Decider(
         store,
         policies,
         metrics,
-        decision_log=settings.server.decision_log,
+        decision_log=decision_log,
         switches=kill_switches.for_account,
     )
     auth = TokenAuth((t.name, t.secret(), t.scopes) for t in settings.auth.tokens)
@@ -237,18 +251,21 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         try:
             yield
         finally:
-            for task in (checks, watching):
-                task.cancel()
-            await asyncio.gather(checks, watching, return_exceptions=True)
-            running.pop("refresher", None)
-            await refresher.stop()
-            bus.close()
-            await webhooks.stop()
-            await kill_switches.close()
-            await http.aclose()
+            try:
+                for task in (checks, watching):
+                    task.cancel()
+                await asyncio.gather(checks, watching, return_exceptions=True)
+                running.pop("refresher", None)
+                await refresher.stop()
+                bus.close()
+                await webhooks.stop()
+                await kill_switches.close()
+                await http.aclose()
+            finally:
+                decision_log.close()  # connections are drained: every decision is queued
             log.info("guard stopped")
 
-    app = FastAPI(
+    app = GuardApp(
         title="pretrade-guard",
         version=version,
         description=(
@@ -278,4 +295,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     app.include_router(admin.router)
     app.include_router(health.router)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    # In front of FastAPI: the happy path of GET /can-trade skips the framework.
+    app.fast_path = FastCanTrade(app.state.services)
+    app.fast_batch = FastBatch(app.state.services)
     return app

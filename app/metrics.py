@@ -81,6 +81,11 @@ class Metrics:
             buckets=_FAST_BUCKETS,
             registry=registry,
         )
+        self.decision_log_dropped = Counter(
+            "pretrade_guard_decision_log_dropped_total",
+            "Decision log lines dropped because the log writer could not keep up.",
+            registry=registry,
+        )
         for outcome in ("allowed", "denied"):
             self.decisions.labels(outcome)
         for code in ReasonCode:
@@ -91,6 +96,12 @@ class Metrics:
             "pretrade_guard_http_requests_total",
             "HTTP requests served, by route template, method and status code.",
             ["route", "method", "status"],
+            registry=registry,
+        )
+        self.http_fast_path = Counter(
+            "pretrade_guard_http_fast_path_requests_total",
+            "GET /can-trade requests answered by the lean fast path (also counted in "
+            "pretrade_guard_http_requests_total); the rest went through the full framework.",
             registry=registry,
         )
         self.http_seconds = Histogram(

@@ -17,15 +17,22 @@ from collections.abc import Callable, Mapping
 from itertools import count
 from typing import Any
 
-import structlog
-
-from app.domain import Decision, Instant, KillSwitch, OrderIntent, Policy, Reason
+from app.decision_log import DecisionLog
+from app.domain import (
+    AccountState,
+    Decision,
+    Instant,
+    KillSwitch,
+    OrderIntent,
+    OrderRate,
+    Policy,
+    Reason,
+)
 from app.metrics import Metrics
 from app.rules import evaluate
+from app.rules.limits import order_rate_reasons
 from app.state.ratelimit import OrderRateCounter
 from app.state.store import StateStore, UnknownAccount
-
-log = structlog.get_logger("app.decisions")
 
 
 def reason_dict(reason: Reason) -> dict[str, Any]:
@@ -38,6 +45,10 @@ def reason_dict(reason: Reason) -> dict[str, Any]:
     }
 
 
+#: An intent, and its amounts as written (equal Decimals may print differently).
+_Key = tuple[OrderIntent, str | None, str | None]
+
+
 class Decider:
     def __init__(
         self,
@@ -45,10 +56,11 @@ class Decider:
         policies: Mapping[str, Policy],
         metrics: Metrics,
         *,
-        decision_log: str = "all",
+        decision_log: str | DecisionLog = "all",
         clock: Callable[[], Instant] = Instant.now,
         switches: Callable[[str], tuple[KillSwitch, ...]] = lambda _account: (),
         rate_counter: OrderRateCounter | None = None,
+        cache_size: int = 4096,
     ) -> None:
         self._store = store
         self._configured = dict(policies)
@@ -58,11 +70,17 @@ class Decider:
         #: Held by the admin API around a run-time policy change (read, audit, replace).
         self.policy_changes = asyncio.Lock()
         self._metrics = metrics
-        self._decision_log = decision_log
+        #: Where decision lines go (``server.decision_log`` says which decisions).
+        self.decision_log = (
+            decision_log if isinstance(decision_log, DecisionLog) else DecisionLog(decision_log)
+        )
         self._clock = clock
         # Decision ids: a random per-process prefix and a counter; unique and cheap.
         self._id_prefix = os.urandom(6).hex()
         self._ids = count(1)
+        #: Rule evaluations by intent (see ``_evaluate``); cleared when ``cache_size`` is hit.
+        self._cache_size = cache_size
+        self._evaluations: dict[_Key, tuple[AccountState, Policy, float, Decision]] = {}
         self._allowed = metrics.decisions.labels("allowed")
         self._denied = metrics.decisions.labels("denied")
 
@@ -104,9 +122,7 @@ class Decider:
             if is_order
             else None
         )
-        decision: Decision = evaluate(
-            intent, state, policy, now, switches=self._switches(intent.account), rate=rate
-        )
+        decision = self._evaluate(intent, state, policy, now, self._switches(intent.account), rate)
         if decision.allowed and rate is not None:
             # No await between observe and record: concurrent requests cannot share a slot.
             self._rates.record(intent.account, intent.symbol, policy, now.mono)
@@ -127,19 +143,72 @@ class Decider:
             "snapshot_age_ms": _age_ms(now, snapshot.received_mono) if snapshot else None,
         }
         self._count(decision)
-        if self._decision_log == "all" or (self._decision_log == "denied" and not decision.allowed):
-            log.info(
-                "decision",
-                decision_id=decision_id,
-                account=intent.account,
-                symbol=intent.symbol,
-                side=intent.side.value if intent.side else None,
-                reduce_only=intent.reduce_only,
-                allowed=decision.allowed,
-                reasons=[r.code.value for r in decision.reasons],
-                warnings=[w.code.value for w in decision.warnings],
+        if self.decision_log.wants(decision.allowed):
+            self.decision_log.record(
+                decision_id,
+                intent.account,
+                intent.symbol,
+                intent.side.value if intent.side else None,
+                intent.reduce_only,
+                decision.allowed,
+                [r.code.value for r in decision.reasons],
+                [w.code.value for w in decision.warnings],
             )
         return body
+
+    def _evaluate(
+        self,
+        intent: OrderIntent,
+        state: AccountState,
+        policy: Policy,
+        now: Instant,
+        switches: tuple[KillSwitch, ...],
+        rate: OrderRate | None,
+    ) -> Decision:
+        """``rules.evaluate``, with the rate-independent part reused while nothing it reads
+        can have changed.
+
+        Reused only for an intent already evaluated on the same state object (states are
+        immutable: a refresh stores a new one), the same policy object, no kill switch and no
+        quantitative-rule indicator (both read the time), and while both parts of the data
+        are still fresh (the only other use of the time; a stale or missing answer is never
+        reused). The order-rate check, the last check and the only one reading the counts,
+        is applied anew every time.
+        """
+        status, snapshot = state.status, state.snapshot
+        if (
+            switches
+            or status is None
+            or snapshot is None
+            or status.value.indicators
+            or self._cache_size == 0
+        ):
+            return evaluate(intent, state, policy, now, switches=switches, rate=rate)
+        cache = self._evaluations
+        quantity, price = intent.quantity, intent.price
+        key: _Key = (
+            intent,
+            None if quantity is None else str(quantity),
+            None if price is None else str(price),
+        )
+        entry = cache.get(key)
+        if entry is not None and entry[0] is state and entry[1] is policy and now.mono <= entry[2]:
+            base = entry[3]
+        else:
+            base = evaluate(intent, state, policy, now, rate=None)
+            fresh_until = min(
+                status.received_mono + policy.max_status_age_s,
+                snapshot.received_mono + policy.max_snapshot_age_s,
+            )
+            if now.mono > fresh_until:  # stale: the data gate answered; no check ran
+                return base
+            if len(cache) >= self._cache_size:
+                cache.clear()
+            cache[key] = (state, policy, fresh_until, base)
+        extra = order_rate_reasons(intent, policy, rate)
+        if not extra:
+            return base
+        return Decision(allowed=False, reasons=base.reasons + extra, warnings=base.warnings)
 
     def _count(self, decision: Decision) -> None:
         if decision.allowed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -31,7 +31,9 @@ class Services:
     sse_keepalive_s: float = 15.0
 
 
-def get_services(request: Request) -> Services:
+# Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in the threadpool,
+# a thread hop per dependency per request (it dominated the profile of ``/can-trade``).
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -44,8 +46,8 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 _bearer = HTTPBearer(auto_error=False, description="Bearer token from the guard's config.")
 
 
-def _scope_dependency(scope: Scope) -> Callable[..., Principal]:
-    def check(
+def _scope_dependency(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    async def check(
         services: ServicesDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:

@@ -48,13 +48,17 @@ class TokenAuth:
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer" or not presented:
             raise AuthError(401, "UNAUTHORIZED", "expected 'Authorization: Bearer <token>'")
-        candidate = presented.strip().encode()
+        found = self.identify(presented.strip().encode())
+        if found is None:
+            raise AuthError(401, "UNAUTHORIZED", "invalid bearer token")
+        return found
+
+    def identify(self, candidate: bytes) -> Principal | None:
+        """The principal whose token is ``candidate``, or None; compares every token."""
         found: Principal | None = None
         for secret, principal in self._tokens:
             if hmac.compare_digest(secret, candidate) and found is None:
                 found = principal
-        if found is None:
-            raise AuthError(401, "UNAUTHORIZED", "invalid bearer token")
         return found
 
     def require(self, authorization: str | None, scope: Scope) -> Principal:

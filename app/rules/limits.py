@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from app.domain import OrderSide, PositionSide, RateCount, RateLimit, Reason, ReasonCode
+from app.domain import (
+    OrderIntent,
+    OrderRate,
+    OrderSide,
+    Policy,
+    PositionSide,
+    RateCount,
+    RateLimit,
+    Reason,
+    ReasonCode,
+)
 from app.rules.facts import Facts
 from app.rules.money import order_notional, required_margin, show_down, show_up, subtract
 
@@ -142,11 +152,16 @@ def check_order_rate(facts: Facts) -> tuple[Reason, ...]:
     counted, so a denied order costs nothing. Bare "may it trade" questions are not orders
     and are neither counted nor limited.
     """
-    rate = facts.rate
-    intent = facts.intent
+    return order_rate_reasons(facts.intent, facts.policy, facts.rate)
+
+
+def order_rate_reasons(
+    intent: OrderIntent, policy: Policy, rate: OrderRate | None
+) -> tuple[Reason, ...]:
+    """``check_order_rate`` on its own inputs (the decider re-applies it to a cached
+    evaluation: it is the last check, and the only one that reads the rate counts)."""
     if rate is None or intent.side is None:
         return _NONE
-    policy = facts.policy
     reasons: list[Reason] = []
     if policy.order_rate and rate.account and rate.account.observed >= policy.order_rate.max_orders:
         reasons.append(_rate_reason(f"account {intent.account}", policy.order_rate, rate.account))

@@ -1,0 +1,367 @@
+"""Lean pure-ASGI paths for ``GET /can-trade`` and ``POST /can-trade/batch``, the hot routes.
+
+Through FastAPI, a decision costs several times more in routing, dependency injection,
+pydantic validation and response plumbing than in the decision itself. ``GuardApp`` (the
+guard's FastAPI app) hands requests to ``FastCanTrade`` before anything of FastAPI runs; it
+answers only the plain, fully valid happy path
+
+* ``GET /can-trade`` (exact path, no root path),
+* exactly one ``Authorization: Bearer <token>`` header whose token has the ``decide`` scope
+  (the same ``TokenAuth``, compared in constant time),
+* a query string of plain ``key=value`` pairs (unreserved characters only: no ``%``, no ``+``,
+  nothing to decode), each key one of ``OrderQuery``'s fields at most once, every value
+  passing the same rules as ``OrderQuery`` (a subset of what it accepts: decimals written
+  as plain digits, ``reduce_only`` as one of pydantic's boolean words),
+* a configured account,
+
+and hands EVERYTHING else, untouched, to the FastAPI app: a missing or bad token, a wrong
+scope, anything invalid or merely unusual, an unknown account, other methods and routes. The
+error answers (401/403/404/422) therefore come from one place and cannot drift; a request the
+fast path is unsure about costs only the framework's usual price.
+
+``FastBatch`` does the same for ``POST /can-trade/batch``: a body declared as plain
+``application/json`` holding only ``{"orders": [...]}`` (1 to 1000 orders), each order a JSON
+object that passes the same rules (text and amounts as JSON strings, ``reduce_only`` a JSON
+boolean), every account configured; otherwise the body it read is replayed to FastAPI.
+
+Both record the same HTTP metrics as ``RequestMetrics`` (the route template), plus
+``pretrade_guard_http_fast_path_requests_total`` (how many requests they answered). The
+routes stay in FastAPI (and so in the OpenAPI spec, with their validation):
+``tests/unit/api/test_fastpath.py`` checks that both paths give the same answers.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
+
+from app.api.security import Scope as AuthScope
+from app.domain import OrderIntent, OrderSide
+
+if TYPE_CHECKING:
+    from app.api.deps import Services
+
+PATH = "/can-trade"
+BATCH_PATH = "/can-trade/batch"
+#: ``BatchQuery`` takes 1 to 1000 orders; a body above this size goes the long way.
+MAX_BATCH_ORDERS = 1000
+MAX_BATCH_BYTES = 1 << 20
+
+#: ``key=value(&key=value)*`` with unreserved characters only: what ``parse_qsl`` leaves as is.
+_QUERY = re.compile(rb"[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+(?:&[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+)*")
+_SYMBOL = re.compile(r"[A-Za-z0-9_\-]{1,40}")
+#: Plain decimals; at most 40 characters, so at most 40 digits however pydantic counts them.
+_AMOUNT = re.compile(r"[0-9]{1,40}(?:\.[0-9]+)?")
+#: A token as sent: printable ASCII, no spaces (anything else goes the long way).
+_TOKEN = re.compile(rb"[!-~]+")
+_SIDES = {"BUY": OrderSide.BUY, "SELL": OrderSide.SELL}
+#: pydantic's lax booleans (case-insensitive), see ``tests/unit/api/test_fastpath.py``.
+_BOOLS = {
+    **dict.fromkeys(("1", "true", "t", "yes", "y", "on"), True),
+    **dict.fromkeys(("0", "false", "f", "no", "n", "off"), False),
+}
+_FIELDS = frozenset(("account", "symbol", "side", "quantity", "price", "reduce_only"))
+_MAX_ACCOUNT = 64
+_ZERO = Decimal(0)
+_JSON = b"application/json"
+_INTERNAL_ERROR = orjson.dumps(
+    {"error": {"code": "INTERNAL_ERROR", "message": "internal error; see the guard's log"}}
+)
+
+log = structlog.get_logger("app.api")
+
+
+class _NotPlain(Exception):
+    """The query is not plainly valid: let the FastAPI route judge it."""
+
+
+def _amount(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    if len(text) > 40 or _AMOUNT.fullmatch(text) is None:
+        raise _NotPlain
+    value = Decimal(text)
+    if value <= _ZERO:
+        raise _NotPlain
+    return value
+
+
+def parse_order_query(query_string: bytes) -> OrderIntent | None:
+    """The intent ``OrderQuery`` would build from this query string, or None when the query is
+    anything but plainly valid (the FastAPI route then judges it)."""
+    try:
+        return _parse(query_string)
+    except _NotPlain:
+        return None
+
+
+def _parse(query_string: bytes) -> OrderIntent:
+    if _QUERY.fullmatch(query_string) is None:
+        raise _NotPlain
+    params: dict[str, str] = {}
+    for pair in query_string.decode("ascii").split("&"):
+        key, _, value = pair.partition("=")
+        if key in params:
+            raise _NotPlain
+        params[key] = value
+    reduce_text = params.get("reduce_only")
+    reduce_only = False
+    if reduce_text is not None:
+        parsed = _BOOLS.get(reduce_text.lower())
+        if parsed is None:
+            raise _NotPlain
+        reduce_only = parsed
+    return _intent(params, reduce_only)
+
+
+def parse_order_json(order: object) -> OrderIntent | None:
+    """The intent ``OrderQuery`` would build from this decoded JSON object (one order of a
+    batch), or None when it is anything but plainly valid: strings for the text fields and
+    the amounts, a JSON boolean for ``reduce_only``."""
+    if type(order) is not dict:
+        return None
+    try:
+        reduce_only = order.get("reduce_only", False)
+        if type(reduce_only) is not bool:
+            raise _NotPlain
+        return _intent(order, reduce_only)
+    except _NotPlain:
+        return None
+
+
+def _text(params: dict[str, Any], key: str) -> str | None:
+    value = params.get(key)
+    if value is None or type(value) is str:
+        return value
+    raise _NotPlain
+
+
+def _intent(params: dict[str, Any], reduce_only: bool) -> OrderIntent:
+    """``params`` as ``OrderQuery`` would judge them (``reduce_only`` already parsed)."""
+    if not _FIELDS.issuperset(params):
+        raise _NotPlain
+    account = _text(params, "account")
+    if account is None or not 0 < len(account) <= _MAX_ACCOUNT:
+        raise _NotPlain
+    symbol = _text(params, "symbol")
+    if symbol is not None and _SYMBOL.fullmatch(symbol) is None:
+        raise _NotPlain
+    side_text = _text(params, "side")
+    side = None
+    if side_text is not None:
+        side = _SIDES.get(side_text)
+        if side is None:
+            raise _NotPlain
+    quantity = _amount(_text(params, "quantity"))
+    price = _amount(_text(params, "price"))
+    # OrderQuery's cross-field rules.
+    if (
+        ((quantity is not None or side is not None) and symbol is None)
+        or (quantity is not None and side is None)
+        or (price is not None and quantity is None)
+        or (reduce_only and (symbol is None or side is None))
+    ):
+        raise _NotPlain
+    return OrderIntent(
+        account=account,
+        symbol=symbol.upper() if symbol is not None else None,
+        side=side,
+        quantity=quantity,
+        price=price,
+        reduce_only=reduce_only,
+    )
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The token of the only ``Authorization: Bearer <token>`` header, or None."""
+    token = None
+    for name, value in headers:
+        if name == b"authorization":
+            if token is not None:  # two Authorization headers: not the happy path
+                return None
+            if not value.startswith(b"Bearer "):
+                return None
+            token = value[7:]
+    if token is None or _TOKEN.fullmatch(token) is None:
+        return None
+    return token
+
+
+class FastCanTrade:
+    """Answers the happy path of ``GET /can-trade``; ``handle`` returns False for the rest."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        metrics = services.metrics
+        self._ok = metrics.http_requests.labels(PATH, "GET", "200")
+        self._failed = metrics.http_requests.labels(PATH, "GET", "500")
+        self._seconds = metrics.http_seconds.labels(PATH, "GET")
+        self._fast = metrics.http_fast_path
+
+    async def handle(self, scope: Scope, send: Send) -> bool:
+        """Answer the request if it is the plain happy path; False: nothing was sent."""
+        started = time.perf_counter()
+        services = self._services
+        intent = parse_order_query(scope["query_string"])
+        if intent is None:
+            return False
+        token = bearer_token(scope["headers"])
+        principal = services.auth.identify(token) if token is not None else None
+        if (
+            principal is None
+            or AuthScope.DECIDE not in principal.scopes
+            or services.store.get(intent.account) is None
+        ):
+            return False
+        try:
+            body = orjson.dumps(services.decider.decide(intent))
+        except Exception as exc:  # as the FastAPI app's last-resort handler answers
+            log.error("unhandled error", path=PATH, error_type=type(exc).__name__)
+            body, status = _INTERNAL_ERROR, 500
+        else:
+            status = 200
+        try:
+            await _send_json(send, status, body)
+        finally:
+            (self._ok if status == 200 else self._failed).inc()
+            self._seconds.observe(time.perf_counter() - started)
+        if status == 200:
+            self._fast.inc()
+        return True
+
+
+class FastBatch:
+    """Answers the happy path of ``POST /can-trade/batch`` (a JSON body of plainly valid
+    orders of configured accounts); ``handle`` returns False, with the body it read for the
+    FastAPI route to read again, for the rest."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        metrics = services.metrics
+        self._ok = metrics.http_requests.labels(BATCH_PATH, "POST", "200")
+        self._failed = metrics.http_requests.labels(BATCH_PATH, "POST", "500")
+        self._seconds = metrics.http_seconds.labels(BATCH_PATH, "POST")
+        self._fast = metrics.http_fast_path
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """None when answered; otherwise the ``receive`` to hand on (it replays the body)."""
+        started = time.perf_counter()
+        services = self._services
+        token = _json_bearer_token(scope["headers"])
+        principal = services.auth.identify(token) if token is not None else None
+        if principal is None or AuthScope.DECIDE not in principal.scopes:
+            return receive
+        chunks: list[bytes] = []
+        received: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                return _replay(received, receive)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BATCH_BYTES:
+                return _replay(received, receive)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        intents = _batch_intents(b"".join(chunks))
+        store = services.store
+        if intents is None or any(store.get(i.account) is None for i in intents):
+            return _replay(received, receive)
+        decide = services.decider.decide
+        try:
+            body = orjson.dumps({"decisions": [decide(intent) for intent in intents]})
+        except Exception as exc:  # as the FastAPI app's last-resort handler answers
+            log.error("unhandled error", path=BATCH_PATH, error_type=type(exc).__name__)
+            body, status = _INTERNAL_ERROR, 500
+        else:
+            status = 200
+        try:
+            await _send_json(send, status, body)
+        finally:
+            (self._ok if status == 200 else self._failed).inc()
+            self._seconds.observe(time.perf_counter() - started)
+        if status == 200:
+            self._fast.inc()
+        return None
+
+
+def _batch_intents(body: bytes) -> list[OrderIntent] | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or len(data) != 1:
+        return None
+    orders = data.get("orders")
+    if type(orders) is not list or not 1 <= len(orders) <= MAX_BATCH_ORDERS:
+        return None
+    intents = []
+    for order in orders:
+        intent = parse_order_json(order)
+        if intent is None:
+            return None
+        intents.append(intent)
+    return intents
+
+
+def _json_bearer_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The bearer token when the body is declared as plain ``application/json`` (once)."""
+    content_types = [value for name, value in headers if name == b"content-type"]
+    if content_types != [_JSON]:
+        return None
+    return bearer_token(headers)
+
+
+def _replay(received: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that gives the messages already read again, then reads on."""
+    pending = list(received)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON)],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class GuardApp(FastAPI):
+    """The guard's FastAPI app with ``FastCanTrade`` in front of everything (even FastAPI's
+    own ``__call__`` and middleware stack): ``GET /can-trade`` requests it does not answer,
+    and every other request, go through FastAPI unchanged."""
+
+    fast_path: FastCanTrade | None = None
+    fast_batch: FastBatch | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path") and not self.root_path:
+            path, method = scope["path"], scope["method"]
+            if path == PATH and method == "GET" and self.fast_path is not None:
+                if await self.fast_path.handle(scope, send):
+                    return
+            elif path == BATCH_PATH and method == "POST" and self.fast_batch is not None:
+                handed_on = await self.fast_batch.handle(scope, receive, send)
+                if handed_on is None:
+                    return
+                receive = handed_on
+        await super().__call__(scope, receive, send)
