@@ -17,6 +17,9 @@ UV_VERSION ?= 0.13.9
 # Extra `uv pip compile` flags, e.g. make lock LOCK_FLAGS=--upgrade
 LOCK_FLAGS ?=
 IMAGE ?= pretrade-guard:local
+# e.g. make bench BENCH_ARGS='--duration 5 --accounts 50'; make soak SOAK_ARGS='--duration 180 --rate 300'
+BENCH_ARGS ?=
+SOAK_ARGS ?= --duration 180 --rate 300
 # Debian's `prometheus` package ships it (.ci/run installs it).
 PROMTOOL ?= promtool
 
@@ -29,7 +32,7 @@ SHELL := bash
 .DELETE_ON_ERROR:
 
 .PHONY: help venv run check lint fmt typecheck test openapi openapi-check \
-	container-lint alerts-check lock image up down clean distclean
+	container-lint alerts-check lock image up down clean distclean bench soak
 
 help: ## Show this help
 	@echo "Usage: make TARGET [PYTHON=python3.11] [PYTEST_ARGS=...]"
@@ -90,6 +93,14 @@ alerts-check: ## promtool: check the alerting rules, run their unit tests, check
 	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
 	$(PROMTOOL) test rules deploy/prometheus/alerts.test.yml
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
+
+# --- performance (on demand; never part of check) -----------------------------------
+
+bench: $(STAMP) ## Benchmark harness: baseline vs guard GET and batch (needs wrk), ns/op, memory, capacity
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+soak: $(STAMP) ## Soak: guard under load while the simulator flaps and injects faults (SOAK_ARGS=...)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 # --- maintenance ----------------------------------------------------------------------
 
