@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -194,16 +195,41 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     return token
 
 
+class _Answerer:
+    """Serializes a decision body, sends it and records the same HTTP metrics as the
+    FastAPI route would (a last-resort 500 like the app's handler if deciding fails)."""
+
+    def __init__(self, services: Services, path: str, method: str) -> None:
+        metrics = services.metrics
+        self._path = path
+        self._ok = metrics.http_requests.labels(path, method, "200")
+        self._failed = metrics.http_requests.labels(path, method, "500")
+        self._seconds = metrics.http_seconds.labels(path, method)
+        self._fast = metrics.http_fast_path
+
+    async def answer(self, send: Send, started: float, produce: Callable[[], object]) -> None:
+        try:
+            body = orjson.dumps(produce())
+        except Exception as exc:  # as the FastAPI app's last-resort handler answers
+            log.error("unhandled error", path=self._path, error_type=type(exc).__name__)
+            body, status = _INTERNAL_ERROR, 500
+        else:
+            status = 200
+        try:
+            await _send_json(send, status, body)
+        finally:
+            (self._ok if status == 200 else self._failed).inc()
+            self._seconds.observe(time.perf_counter() - started)
+        if status == 200:
+            self._fast.inc()
+
+
 class FastCanTrade:
     """Answers the happy path of ``GET /can-trade``; ``handle`` returns False for the rest."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        metrics = services.metrics
-        self._ok = metrics.http_requests.labels(PATH, "GET", "200")
-        self._failed = metrics.http_requests.labels(PATH, "GET", "500")
-        self._seconds = metrics.http_seconds.labels(PATH, "GET")
-        self._fast = metrics.http_fast_path
+        self._answerer = _Answerer(services, PATH, "GET")
 
     async def handle(self, scope: Scope, send: Send) -> bool:
         """Answer the request if it is the plain happy path; False: nothing was sent."""
@@ -220,20 +246,8 @@ class FastCanTrade:
             or services.store.get(intent.account) is None
         ):
             return False
-        try:
-            body = orjson.dumps(services.decider.decide(intent))
-        except Exception as exc:  # as the FastAPI app's last-resort handler answers
-            log.error("unhandled error", path=PATH, error_type=type(exc).__name__)
-            body, status = _INTERNAL_ERROR, 500
-        else:
-            status = 200
-        try:
-            await _send_json(send, status, body)
-        finally:
-            (self._ok if status == 200 else self._failed).inc()
-            self._seconds.observe(time.perf_counter() - started)
-        if status == 200:
-            self._fast.inc()
+        decide = services.decider.decide
+        await self._answerer.answer(send, started, lambda: decide(intent))
         return True
 
 
@@ -244,11 +258,7 @@ class FastBatch:
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        metrics = services.metrics
-        self._ok = metrics.http_requests.labels(BATCH_PATH, "POST", "200")
-        self._failed = metrics.http_requests.labels(BATCH_PATH, "POST", "500")
-        self._seconds = metrics.http_seconds.labels(BATCH_PATH, "POST")
-        self._fast = metrics.http_fast_path
+        self._answerer = _Answerer(services, BATCH_PATH, "POST")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """None when answered; otherwise the ``receive`` to hand on (it replays the body)."""
@@ -278,20 +288,9 @@ class FastBatch:
         if intents is None or any(store.get(i.account) is None for i in intents):
             return _replay(received, receive)
         decide = services.decider.decide
-        try:
-            body = orjson.dumps({"decisions": [decide(intent) for intent in intents]})
-        except Exception as exc:  # as the FastAPI app's last-resort handler answers
-            log.error("unhandled error", path=BATCH_PATH, error_type=type(exc).__name__)
-            body, status = _INTERNAL_ERROR, 500
-        else:
-            status = 200
-        try:
-            await _send_json(send, status, body)
-        finally:
-            (self._ok if status == 200 else self._failed).inc()
-            self._seconds.observe(time.perf_counter() - started)
-        if status == 200:
-            self._fast.inc()
+        await self._answerer.answer(
+            send, started, lambda: {"decisions": [decide(intent) for intent in intents]}
+        )
         return None
 
 
