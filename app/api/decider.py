@@ -27,6 +27,8 @@ from app.domain import (
     OrderRate,
     Policy,
     Reason,
+    ReasonCode,
+    WarningCode,
 )
 from app.metrics import Metrics
 from app.rules import evaluate
@@ -83,6 +85,9 @@ class Decider:
         self._evaluations: dict[_Key, tuple[AccountState, Policy, float, Decision]] = {}
         self._allowed = metrics.decisions.labels("allowed")
         self._denied = metrics.decisions.labels("denied")
+        # Label children looked up once, not per decision (a lookup takes a lock and a hash).
+        self._reason_counters = {c: metrics.decision_reasons.labels(c.value) for c in ReasonCode}
+        self._warning_counters = {c: metrics.decision_warnings.labels(c.value) for c in WarningCode}
 
     def policy(self, account: str) -> Policy:
         """The account's effective policy (raises ``KeyError`` for an unknown account)."""
@@ -216,9 +221,9 @@ class Decider:
         else:
             self._denied.inc()
             for reason in decision.reasons:
-                self._metrics.decision_reasons.labels(reason.code.value).inc()
+                self._reason_counters[reason.code].inc()  # type: ignore[index]
         for warning in decision.warnings:
-            self._metrics.decision_warnings.labels(warning.code.value).inc()
+            self._warning_counters[warning.code].inc()  # type: ignore[index]
 
 
 def _age_ms(now: Instant, received_mono: float) -> int:

@@ -345,9 +345,10 @@ async def _send_json(send: Send, status: int, body: bytes) -> None:
 
 
 class GuardApp(FastAPI):
-    """The guard's FastAPI app with ``FastCanTrade`` in front of everything (even FastAPI's
-    own ``__call__`` and middleware stack): ``GET /can-trade`` requests it does not answer,
-    and every other request, go through FastAPI unchanged."""
+    """The guard's FastAPI app with ``FastCanTrade`` and ``FastBatch`` in front of everything
+    (even FastAPI's own ``__call__`` and middleware stack): ``GET /can-trade`` and
+    ``POST /can-trade/batch`` requests they do not answer, and every other request, go
+    through FastAPI unchanged."""
 
     fast_path: FastCanTrade | None = None
     fast_batch: FastBatch | None = None
