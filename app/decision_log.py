@@ -57,6 +57,40 @@ def _timestamp() -> bytes:
     return b"%s%06dZ" % (prefix, (ns // 1000) % 1_000_000)
 
 
+def line_fragment(
+    account: str,
+    symbol: str | None,
+    side: str | None,
+    reduce_only: bool,
+    allowed: bool,
+    reasons: Sequence[str],
+    warnings: Sequence[str],
+) -> bytes:
+    """The middle of a decision line: every field but the decision id and the time.
+
+    It depends on the intent and the decision only, so the decider keeps it with a reused
+    evaluation and renders a line with one formatting operation (``render_with``)."""
+    return (
+        b', "account": %s, "symbol": %s, "side": %s, "reduce_only": %s, '
+        b'"allowed": %s, "reasons": %s, "warnings": %s, "event": "decision", "level": "info", '
+        b'"logger": "app.decisions", "timestamp": "'
+        % (
+            orjson.dumps(account),
+            orjson.dumps(symbol),
+            orjson.dumps(side),
+            _TRUE_FALSE[reduce_only],
+            _TRUE_FALSE[allowed],
+            _codes(reasons),
+            _codes(warnings),
+        )
+    )
+
+
+def render_with(decision_id: str, fragment: bytes) -> bytes:
+    """A whole decision line from its id and its ``line_fragment``."""
+    return b'{"decision_id": %s%s%s"}\n' % (orjson.dumps(decision_id), fragment, _timestamp())
+
+
 def render_line(
     decision_id: str,
     account: str,
@@ -69,21 +103,9 @@ def render_line(
 ) -> bytes:
     """The decision line, byte for byte as structlog's JSON renderer would write it (but
     non-ASCII text is UTF-8 rather than ``\\u`` escapes: the same JSON value)."""
-    return (
-        b'{"decision_id": %s, "account": %s, "symbol": %s, "side": %s, "reduce_only": %s, '
-        b'"allowed": %s, "reasons": %s, "warnings": %s, "event": "decision", "level": "info", '
-        b'"logger": "app.decisions", "timestamp": "%s"}\n'
-        % (
-            orjson.dumps(decision_id),
-            orjson.dumps(account),
-            orjson.dumps(symbol),
-            orjson.dumps(side),
-            _TRUE_FALSE[reduce_only],
-            _TRUE_FALSE[allowed],
-            _codes(reasons),
-            _codes(warnings),
-            _timestamp(),
-        )
+    return render_with(
+        decision_id,
+        line_fragment(account, symbol, side, reduce_only, allowed, reasons, warnings),
     )
 
 
@@ -208,6 +230,13 @@ class DecisionLog:
             reasons=reasons,
             warnings=warnings,
         )
+
+    def record_fragment(self, decision_id: str, fragment: bytes) -> None:
+        """``record`` for a line whose ``line_fragment`` is already rendered (only with a
+        writer: the console format goes through structlog and needs ``record``)."""
+        if self.writer is None:
+            raise RuntimeError("record_fragment needs the batched writer; use record")
+        self.writer.write(render_with(decision_id, fragment))
 
     def close(self) -> None:
         if self.writer is not None:

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from app.domain import KillSwitchScope, ReasonCode, TradingStatus
 from app.errors import ErrorKind
 from app.events.model import EventType
+from app.lean_metrics import LeanCounter, LeanHistogram
 
 #: Trading-status label values: the known statuses plus buckets for everything else.
 STATUS_NOT_REPORTED = "NOT_REPORTED"
@@ -57,25 +58,25 @@ class Metrics:
         self.build_info.info({"version": version, "python": platform.python_version()})
 
         # ------------------------------------------------------------ decisions
-        self.decisions = Counter(
+        self.decisions = LeanCounter(
             "pretrade_guard_decisions_total",
             "Decisions answered, by outcome.",
             ["outcome"],
             registry=registry,
         )
-        self.decision_reasons = Counter(
+        self.decision_reasons = LeanCounter(
             "pretrade_guard_decision_reasons_total",
             "Reasons given in denied decisions (a decision may carry several).",
             ["reason"],
             registry=registry,
         )
-        self.decision_warnings = Counter(
+        self.decision_warnings = LeanCounter(
             "pretrade_guard_decision_warnings_total",
             "Warnings attached to decisions.",
             ["warning"],
             registry=registry,
         )
-        self.decision_seconds = Histogram(
+        self.decision_seconds = LeanHistogram(
             "pretrade_guard_decision_duration_seconds",
             "Time to evaluate one order intent (rules only, no HTTP).",
             buckets=_FAST_BUCKETS,
@@ -92,19 +93,19 @@ class Metrics:
             self.decision_reasons.labels(code.value)
 
         # ------------------------------------------------------------ HTTP API
-        self.http_requests = Counter(
+        self.http_requests = LeanCounter(
             "pretrade_guard_http_requests_total",
             "HTTP requests served, by route template, method and status code.",
             ["route", "method", "status"],
             registry=registry,
         )
-        self.http_fast_path = Counter(
+        self.http_fast_path = LeanCounter(
             "pretrade_guard_http_fast_path_requests_total",
             "GET /can-trade requests answered by the lean fast path (also counted in "
             "pretrade_guard_http_requests_total); the rest went through the full framework.",
             registry=registry,
         )
-        self.http_seconds = Histogram(
+        self.http_seconds = LeanHistogram(
             "pretrade_guard_http_request_duration_seconds",
             "HTTP request latency inside the guard, by route template.",
             ["route", "method"],

@@ -13,16 +13,21 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from itertools import count
 from typing import Any
 
-from app.decision_log import DecisionLog
+import orjson
+
+from app.decision_log import DecisionLog, line_fragment
 from app.domain import (
+    AccountSnapshot,
     AccountState,
+    AccountStatus,
     Decision,
     Instant,
     KillSwitch,
+    Observed,
     OrderIntent,
     OrderRate,
     Policy,
@@ -48,7 +53,82 @@ def reason_dict(reason: Reason) -> dict[str, Any]:
 
 
 #: An intent, and its amounts as written (equal Decimals may print differently).
-_Key = tuple[OrderIntent, str | None, str | None]
+EvaluationKey = tuple[OrderIntent, str | None, str | None]
+
+
+def evaluation_key(intent: OrderIntent) -> EvaluationKey:
+    """What a reused evaluation is looked up by (a caller that sees the same intent again,
+    such as the fast path's query cache, computes it once)."""
+    quantity, price = intent.quantity, intent.price
+    return (
+        intent,
+        None if quantity is None else str(quantity),
+        None if price is None else str(price),
+    )
+
+
+class _Rendered:
+    """The constant parts of a reused evaluation's answer: the body around the decision id
+    and the ages, and the middle of its decision log line."""
+
+    __slots__ = ("head", "log", "mid")
+
+    def __init__(self, intent: OrderIntent, decision: Decision, trading_status: str | None) -> None:
+        verdict = orjson.dumps(
+            {
+                "allowed": decision.allowed,
+                "reasons": [reason_dict(r) for r in decision.reasons],
+                "warnings": [reason_dict(w) for w in decision.warnings],
+            }
+        )
+        self.head = verdict[:-1] + b',"decision_id":"'
+        where = orjson.dumps(
+            {"account": intent.account, "symbol": intent.symbol, "trading_status": trading_status}
+        )
+        self.mid = b'",' + where[1:-1] + b',"status_age_ms":'
+        self.log = line_fragment(
+            intent.account,
+            intent.symbol,
+            intent.side.value if intent.side else None,
+            intent.reduce_only,
+            decision.allowed,
+            [r.code.value for r in decision.reasons],
+            [w.code.value for w in decision.warnings],
+        )
+
+
+class _Entry:
+    """A reused evaluation: valid for this state object and policy object until
+    ``fresh_until`` (monotonic seconds)."""
+
+    __slots__ = (
+        "decision",
+        "fresh_until",
+        "policy",
+        "rendered",
+        "snapshot_mono",
+        "state",
+        "status_mono",
+        "trading_status",
+    )
+
+    def __init__(
+        self,
+        state: AccountState,
+        status: Observed[AccountStatus],
+        snapshot: Observed[AccountSnapshot],
+        policy: Policy,
+        fresh_until: float,
+        decision: Decision,
+    ) -> None:
+        self.state = state
+        self.status_mono = status.received_mono
+        self.snapshot_mono = snapshot.received_mono
+        self.trading_status = status.value.trading_status
+        self.policy = policy
+        self.fresh_until = fresh_until
+        self.decision = decision
+        self.rendered: _Rendered | None = None
 
 
 class Decider:
@@ -82,7 +162,8 @@ class Decider:
         self._ids = count(1)
         #: Rule evaluations by intent (see ``_evaluate``); cleared when ``cache_size`` is hit.
         self._cache_size = cache_size
-        self._evaluations: dict[_Key, tuple[AccountState, Policy, float, Decision]] = {}
+        self._evaluations: dict[EvaluationKey, _Entry] = {}
+        self._decision_seconds = metrics.decision_seconds
         self._allowed = metrics.decisions.labels("allowed")
         self._denied = metrics.decisions.labels("denied")
         # Label children looked up once, not per decision (a lookup takes a lock and a hash).
@@ -112,13 +193,74 @@ class Decider:
             raise UnknownAccount(account)
         self._policies[account] = self._configured[account]
 
-    def decide(self, intent: OrderIntent) -> dict[str, Any]:
-        """Evaluate one intent. Raises ``UnknownAccount`` for an account not configured."""
+    def decide(self, intent: OrderIntent, key: EvaluationKey | None = None) -> dict[str, Any]:
+        """Evaluate one intent: the decision body. Raises ``UnknownAccount`` for an account not
+        configured. ``key`` is ``evaluation_key(intent)`` when the caller has it already."""
+        now = self._clock()
+        started = time.perf_counter()
+        decision, decision_id, state, _entry = self._decide(intent, key, now)
+        self._decision_seconds.observe(time.perf_counter() - started)
+        return _body(intent, decision, decision_id, state, now)
+
+    def decide_json(self, intent: OrderIntent, key: EvaluationKey | None = None) -> bytes:
+        """``decide``, rendered as JSON (exactly ``orjson.dumps(decide(intent))``).
+
+        A reused evaluation keeps its rendered parts, so the answer is then one formatting
+        operation around the decision id and the two ages."""
+        now = self._clock()
+        started = time.perf_counter()
+        decided = self._decide(intent, key, now)
+        self._decision_seconds.observe(time.perf_counter() - started)
+        return self._json(intent, now, *decided)
+
+    def decide_json_many(
+        self, intents: Sequence[tuple[OrderIntent, EvaluationKey | None]]
+    ) -> list[bytes]:
+        """``decide_json`` for each intent, in order, all at one reading of the clock (as one
+        request, they are decided at one instant). Raises ``UnknownAccount`` before deciding
+        anything if an account is not configured. The decision-time histogram gets each
+        intent's share of the whole."""
+        for intent, _key in intents:
+            if self._store.get(intent.account) is None:
+                raise UnknownAccount(intent.account)
+        now = self._clock()
+        started = time.perf_counter()
+        decide, render = self._decide, self._json
+        bodies = [render(intent, now, *decide(intent, key, now)) for intent, key in intents]
+        if intents:
+            share = (time.perf_counter() - started) / len(intents)
+            self._decision_seconds.observe_many(share, len(intents))
+        return bodies
+
+    def _json(
+        self,
+        intent: OrderIntent,
+        now: Instant,
+        decision: Decision,
+        decision_id: str,
+        state: AccountState,
+        entry: _Entry | None,
+    ) -> bytes:
+        if entry is None:
+            return orjson.dumps(_body(intent, decision, decision_id, state, now))
+        rendered = self._rendered(entry, intent)
+        return b'%s%s%s%d,"snapshot_age_ms":%d}' % (
+            rendered.head,
+            decision_id.encode(),
+            rendered.mid,
+            _age_ms(now, entry.status_mono),
+            _age_ms(now, entry.snapshot_mono),
+        )
+
+    def _decide(
+        self, intent: OrderIntent, key: EvaluationKey | None, now: Instant
+    ) -> tuple[Decision, str, AccountState, _Entry | None]:
+        """The decision at ``now``, its id, the state it was made on, and the reused
+        evaluation when the decision is exactly that (no order-rate reason added); counted
+        and logged."""
         state = self._store.get(intent.account)
         if state is None:
             raise UnknownAccount(intent.account)
-        now = self._clock()
-        started = time.perf_counter()
         policy = self._policies[intent.account]
         # Only orders (a side named) use and consume the shared order-rate budget.
         is_order = intent.side is not None
@@ -127,51 +269,50 @@ class Decider:
             if is_order
             else None
         )
-        decision = self._evaluate(intent, state, policy, now, self._switches(intent.account), rate)
+        decision, entry = self._evaluate(
+            intent, key, state, policy, now, self._switches(intent.account), rate
+        )
         if decision.allowed and rate is not None:
             # No await between observe and record: concurrent requests cannot share a slot.
             self._rates.record(intent.account, intent.symbol, policy, now.mono)
-        self._metrics.decision_seconds.observe(time.perf_counter() - started)
         decision_id = f"{self._id_prefix}-{next(self._ids):x}"
-
-        status = state.status
-        snapshot = state.snapshot
-        body = {
-            "allowed": decision.allowed,
-            "reasons": [reason_dict(r) for r in decision.reasons],
-            "warnings": [reason_dict(w) for w in decision.warnings],
-            "decision_id": decision_id,
-            "account": intent.account,
-            "symbol": intent.symbol,
-            "trading_status": status.value.trading_status if status else None,
-            "status_age_ms": _age_ms(now, status.received_mono) if status else None,
-            "snapshot_age_ms": _age_ms(now, snapshot.received_mono) if snapshot else None,
-        }
         self._count(decision)
-        if self.decision_log.wants(decision.allowed):
-            self.decision_log.record(
-                decision_id,
-                intent.account,
-                intent.symbol,
-                intent.side.value if intent.side else None,
-                intent.reduce_only,
-                decision.allowed,
-                [r.code.value for r in decision.reasons],
-                [w.code.value for w in decision.warnings],
-            )
-        return body
+        log = self.decision_log
+        if log.wants(decision.allowed):
+            if entry is not None and log.writer is not None:
+                log.record_fragment(decision_id, self._rendered(entry, intent).log)
+            else:
+                log.record(
+                    decision_id,
+                    intent.account,
+                    intent.symbol,
+                    intent.side.value if intent.side else None,
+                    intent.reduce_only,
+                    decision.allowed,
+                    [r.code.value for r in decision.reasons],
+                    [w.code.value for w in decision.warnings],
+                )
+        return decision, decision_id, state, entry
+
+    @staticmethod
+    def _rendered(entry: _Entry, intent: OrderIntent) -> _Rendered:
+        rendered = entry.rendered
+        if rendered is None:
+            rendered = entry.rendered = _Rendered(intent, entry.decision, entry.trading_status)
+        return rendered
 
     def _evaluate(
         self,
         intent: OrderIntent,
+        key: EvaluationKey | None,
         state: AccountState,
         policy: Policy,
         now: Instant,
         switches: tuple[KillSwitch, ...],
         rate: OrderRate | None,
-    ) -> Decision:
+    ) -> tuple[Decision, _Entry | None]:
         """``rules.evaluate``, with the rate-independent part reused while nothing it reads
-        can have changed.
+        can have changed; also the reused evaluation when the decision is exactly it.
 
         Reused only for an intent already evaluated on the same state object (states are
         immutable: a refresh stores a new one), the same policy object, no kill switch and no
@@ -188,32 +329,32 @@ class Decider:
             or status.value.indicators
             or self._cache_size == 0
         ):
-            return evaluate(intent, state, policy, now, switches=switches, rate=rate)
+            return evaluate(intent, state, policy, now, switches=switches, rate=rate), None
         cache = self._evaluations
-        quantity, price = intent.quantity, intent.price
-        key: _Key = (
-            intent,
-            None if quantity is None else str(quantity),
-            None if price is None else str(price),
-        )
+        if key is None:
+            key = evaluation_key(intent)
         entry = cache.get(key)
-        if entry is not None and entry[0] is state and entry[1] is policy and now.mono <= entry[2]:
-            base = entry[3]
-        else:
+        if (
+            entry is None
+            or entry.state is not state
+            or entry.policy is not policy
+            or now.mono > entry.fresh_until
+        ):
             base = evaluate(intent, state, policy, now, rate=None)
             fresh_until = min(
                 status.received_mono + policy.max_status_age_s,
                 snapshot.received_mono + policy.max_snapshot_age_s,
             )
             if now.mono > fresh_until:  # stale: the data gate answered; no check ran
-                return base
+                return base, None
             if len(cache) >= self._cache_size:
                 cache.clear()
-            cache[key] = (state, policy, fresh_until, base)
+            entry = cache[key] = _Entry(state, status, snapshot, policy, fresh_until, base)
         extra = order_rate_reasons(intent, policy, rate)
         if not extra:
-            return base
-        return Decision(allowed=False, reasons=base.reasons + extra, warnings=base.warnings)
+            return entry.decision, entry
+        base = entry.decision
+        return Decision(allowed=False, reasons=base.reasons + extra, warnings=base.warnings), None
 
     def _count(self, decision: Decision) -> None:
         if decision.allowed:
@@ -224,6 +365,23 @@ class Decider:
                 self._reason_counters[reason.code].inc()  # type: ignore[index]
         for warning in decision.warnings:
             self._warning_counters[warning.code].inc()  # type: ignore[index]
+
+
+def _body(
+    intent: OrderIntent, decision: Decision, decision_id: str, state: AccountState, now: Instant
+) -> dict[str, Any]:
+    status, snapshot = state.status, state.snapshot
+    return {
+        "allowed": decision.allowed,
+        "reasons": [reason_dict(r) for r in decision.reasons],
+        "warnings": [reason_dict(w) for w in decision.warnings],
+        "decision_id": decision_id,
+        "account": intent.account,
+        "symbol": intent.symbol,
+        "trading_status": status.value.trading_status if status else None,
+        "status_age_ms": _age_ms(now, status.received_mono) if status else None,
+        "snapshot_age_ms": _age_ms(now, snapshot.received_mono) if snapshot else None,
+    }
 
 
 def _age_ms(now: Instant, received_mono: float) -> int:

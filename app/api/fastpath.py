@@ -43,6 +43,7 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
+from app.api.decider import EvaluationKey, evaluation_key
 from app.api.security import Scope as AuthScope
 from app.domain import OrderIntent, OrderSide
 
@@ -54,6 +55,8 @@ BATCH_PATH = "/can-trade/batch"
 #: ``BatchQuery`` takes 1 to 1000 orders; a body above this size goes the long way.
 MAX_BATCH_ORDERS = 1000
 MAX_BATCH_BYTES = 1 << 20
+#: Distinct plainly valid query strings kept parsed (a few hundred bytes each).
+QUERY_CACHE_SIZE = 4096
 
 #: ``key=value(&key=value)*`` with unreserved characters only: what ``parse_qsl`` leaves as is.
 _QUERY = re.compile(rb"[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+(?:&[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+)*")
@@ -196,8 +199,8 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 
 
 class _Answerer:
-    """Serializes a decision body, sends it and records the same HTTP metrics as the
-    FastAPI route would (a last-resort 500 like the app's handler if deciding fails)."""
+    """Sends a decision body and records the same HTTP metrics as the FastAPI route would (a
+    last-resort 500 like the app's handler if deciding fails)."""
 
     def __init__(self, services: Services, path: str, method: str) -> None:
         metrics = services.metrics
@@ -207,9 +210,9 @@ class _Answerer:
         self._seconds = metrics.http_seconds.labels(path, method)
         self._fast = metrics.http_fast_path
 
-    async def answer(self, send: Send, started: float, produce: Callable[[], object]) -> None:
+    async def answer(self, send: Send, started: float, produce: Callable[[], bytes]) -> None:
         try:
-            body = orjson.dumps(produce())
+            body = produce()
         except Exception as exc:  # as the FastAPI app's last-resort handler answers
             log.error("unhandled error", path=self._path, error_type=type(exc).__name__)
             body, status = _INTERNAL_ERROR, 500
@@ -225,19 +228,38 @@ class _Answerer:
 
 
 class FastCanTrade:
-    """Answers the happy path of ``GET /can-trade``; ``handle`` returns False for the rest."""
+    """Answers the happy path of ``GET /can-trade``; ``handle`` returns False for the rest.
 
-    def __init__(self, services: Services) -> None:
+    Bots ask the same questions again and again, so plainly valid query strings are kept
+    with what they parse to (and the key of their reused evaluation); parsing is a pure
+    function of the bytes. The table is bounded: full, it starts again."""
+
+    def __init__(self, services: Services, *, cache_size: int = QUERY_CACHE_SIZE) -> None:
         self._services = services
         self._answerer = _Answerer(services, PATH, "GET")
+        self._queries: dict[bytes, tuple[OrderIntent, EvaluationKey]] = {}
+        self._cache_size = cache_size
+
+    def _parsed(self, query_string: bytes) -> tuple[OrderIntent, EvaluationKey] | None:
+        parsed = self._queries.get(query_string)
+        if parsed is None:
+            intent = parse_order_query(query_string)
+            if intent is None:
+                return None
+            parsed = (intent, evaluation_key(intent))
+            if len(self._queries) >= self._cache_size:
+                self._queries.clear()
+            self._queries[query_string] = parsed
+        return parsed
 
     async def handle(self, scope: Scope, send: Send) -> bool:
         """Answer the request if it is the plain happy path; False: nothing was sent."""
         started = time.perf_counter()
         services = self._services
-        intent = parse_order_query(scope["query_string"])
-        if intent is None:
+        parsed = self._parsed(scope["query_string"])
+        if parsed is None:
             return False
+        intent, key = parsed
         token = bearer_token(scope["headers"])
         principal = services.auth.identify(token) if token is not None else None
         if (
@@ -246,8 +268,8 @@ class FastCanTrade:
             or services.store.get(intent.account) is None
         ):
             return False
-        decide = services.decider.decide
-        await self._answerer.answer(send, started, lambda: decide(intent))
+        decide_json = services.decider.decide_json
+        await self._answerer.answer(send, started, lambda: decide_json(intent, key))
         return True
 
 
@@ -287,9 +309,10 @@ class FastBatch:
         store = services.store
         if intents is None or any(store.get(i.account) is None for i in intents):
             return _replay(received, receive)
-        decide = services.decider.decide
+        decide_many = services.decider.decide_json_many
+        pairs = [(intent, None) for intent in intents]
         await self._answerer.answer(
-            send, started, lambda: {"decisions": [decide(intent) for intent in intents]}
+            send, started, lambda: b'{"decisions":[%s]}' % b",".join(decide_many(pairs))
         )
         return None
 

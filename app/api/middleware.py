@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.lean_metrics import LeanCounterChild, LeanHistogramChild
 from app.metrics import Metrics
 
 
@@ -17,7 +17,7 @@ class RequestMetrics:
         self._requests = metrics.http_requests
         self._seconds = metrics.http_seconds
         # Label children are looked up once per (route, method, status), not per request.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, int], tuple[LeanCounterChild, LeanHistogramChild]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

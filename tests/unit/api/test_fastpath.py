@@ -467,3 +467,35 @@ async def test_fast_batch_replays_a_body_sent_in_chunks(
     ok = await fast_client.post("/can-trade/batch", content=_batch(ORDER), headers=JSON)
     assert ok.status_code == 200
     assert _fast_count(app) == 1
+
+
+async def test_a_repeated_query_sees_every_change_of_state(tmp_path: Path) -> None:
+    """Queries are kept parsed, answers never: the same query string follows the account."""
+    app = _app(tmp_path)
+    store = _services(app).store
+    path = q(**ORDER)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c:
+        first = (await c.get(path, headers=HEADERS)).json()
+        store.put_status("alpha", status("RESTRICTED"), Instant.now())
+        second = (await c.get(path, headers=HEADERS)).json()
+        store.put_status("alpha", status(), Instant.now())
+        third = (await c.get(path, headers=HEADERS)).json()
+    assert [a["allowed"] for a in (first, second, third)] == [True, False, True]
+    assert second["trading_status"] == "RESTRICTED"
+    assert [r["code"] for r in second["reasons"]] == ["ACCOUNT_NOT_NORMAL"]
+    assert len({a["decision_id"] for a in (first, second, third)}) == 3
+    assert _fast_count(app) == 3
+
+
+async def test_the_parsed_query_table_is_bounded(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    fast_path = app.fast_path  # type: ignore[attr-defined]
+    fast_path._cache_size = 4
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c:
+        for i in range(1, 11):
+            answer = await c.get(q(**{**ORDER, "quantity": f"0.00{i}"}), headers=HEADERS)
+            assert answer.json()["allowed"] is True
+            assert len(fast_path._queries) <= 4
+        bad = await c.get(q(**{**ORDER, "side": "sideways"}), headers=HEADERS)
+    assert bad.status_code == 422  # judged by the route, never kept
+    assert all(b"sideways" not in key for key in fast_path._queries)

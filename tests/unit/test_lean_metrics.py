@@ -1,0 +1,61 @@
+"""Lean counters and histograms expose exactly what prometheus_client's would."""
+
+from __future__ import annotations
+
+import prometheus_client.metrics
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from app.lean_metrics import LeanCounter, LeanHistogram
+
+BUCKETS = (0.000005, 0.0001, 0.25, 1.0, 2.5)
+#: On a bucket bound, between bounds, below the first, above the last.
+OBSERVED = (0.000005, 0.00003, 0.0000001, 7.0, 0.25, 0.3)
+
+
+def _exposition(lean: bool) -> bytes:
+    registry = CollectorRegistry()
+    counter, histogram = (LeanCounter, LeanHistogram) if lean else (Counter, Histogram)
+    requests = counter("x_requests_total", "Requests.", ["route", "status"], registry=registry)
+    plain = counter("x_fast_total", "Unlabelled.", registry=registry)
+    seconds = histogram("x_seconds", "Latency.", ["route"], buckets=BUCKETS, registry=registry)
+    single = histogram("x_single_seconds", "Unlabelled.", buckets=BUCKETS, registry=registry)
+    requests.labels("/a", "200").inc()
+    requests.labels("/a", "200").inc(2)
+    requests.labels("/b", "500")  # created at 0
+    plain.inc()
+    for value in OBSERVED:
+        seconds.labels("/a").observe(value)
+        single.observe(value)
+    seconds.labels("/b")
+    return generate_latest(registry)
+
+
+def test_same_text_on_metrics_as_prometheus_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in production (app/__main__.py calls ``disable_created_metrics``): no ``_created``.
+    monkeypatch.setattr(prometheus_client.metrics, "_use_created", False)
+    assert _exposition(lean=True) == _exposition(lean=False)
+
+
+def test_observe_many_counts_each_time() -> None:
+    registry = CollectorRegistry()
+    many = LeanHistogram("m_seconds", "Many.", buckets=BUCKETS, registry=registry)
+    many.observe_many(0.00003, 100)
+    assert registry.get_sample_value("m_seconds_count") == 100
+    assert registry.get_sample_value("m_seconds_bucket", {"le": "0.0001"}) == 100
+    assert registry.get_sample_value("m_seconds_bucket", {"le": "5e-06"}) == 0
+    assert registry.get_sample_value("m_seconds_sum") == pytest.approx(0.003)
+
+
+def test_names_and_labels_are_checked() -> None:
+    registry = CollectorRegistry()
+    LeanCounter("dup_total", "One.", registry=registry)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        Counter("dup_total", "Two.", registry=registry)
+    labelled = LeanCounter("l_total", "Labelled.", ["a"], registry=registry)
+    with pytest.raises(ValueError, match="expected labels"):
+        labelled.labels("x", "y")
+    with pytest.raises(ValueError, match=r"use \.labels"):
+        labelled.inc()
+    with pytest.raises(ValueError, match="ascending"):
+        LeanHistogram("h_seconds", "Bad.", buckets=(1.0, 0.5), registry=registry)
