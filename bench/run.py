@@ -1,7 +1,7 @@
 """One command for every benchmark of the guard (see bench/README.md).
 
     python -m bench.run [--duration 10] [--connections 32] [--threads 1] [--accounts 100]
-                        [--quick] [--json FILE] [--profile-dir DIR] [--only PARTS]
+                        [--rounds 3] [--quick] [--json FILE] [--profile-dir DIR] [--only PARTS]
                         [--memory-live N] [--capacity-seconds 16] [--no-pin]
 
 In one run, on loopback only, each load loop bounded in time:
@@ -9,20 +9,22 @@ In one run, on loopback only, each load loop bounded in time:
 1. decision-path micro-benchmarks (``bench.micro``, a subprocess): ns/op of ``evaluate`` and
    ``Decider.decide``; also gives the size of a real decision body;
 2. the bare ASGI baseline (``bench.baseline_app``, same uvicorn settings as production, a body
-   of that size) under wrk;
-3. the simulator with N realistic accounts and the real guard (``python -m app``) with
-   production settings (auth, metrics, JSON logs at info, ``decision_log: all``): wrk on
-   ``GET /can-trade`` (realistic orders over every account, bearer token), then on
-   ``POST /can-trade/batch`` with 100 orders; then the same with ``decision_log: denied``
-   (labelled: not the production setting);
-4. resident memory for 1,000 and 10,000 accounts of realistic state (``bench.memory``);
+   of that size) and the simulator with N realistic accounts and the real guard
+   (``python -m app``) with production settings (auth, metrics, JSON logs at info,
+   ``decision_log: all``), in ``--rounds`` interleaved rounds: wrk on the baseline, then on
+   the guard's ``GET /can-trade`` (realistic orders over every account, bearer token), then
+   on ``POST /can-trade/batch`` with 100 orders. Each round gives its own ratios; the report
+   uses their medians. Then the guard with ``decision_log: denied`` once (labelled: not the
+   production setting). With ``--only baseline`` (without ``guards``): the baseline alone;
+3. resident memory for 1,000 and 10,000 accounts of realistic state (``bench.memory``);
    with ``--memory-live N`` also of a live guard polling N accounts;
-5. capacity: the budget math for both exchanges, and phases against the simulator (200
+4. capacity: the budget math for both exchanges, and phases against the simulator (200
    generic-v2 accounts at the production and at a squeezed per-key budget; Binance USD-M
    accounts under and over the shared per-IP budget); the live RSS of the 200-account guard.
 
-Then it prints the tables: requests/s, p50, p99, the guard/baseline ratios against the issue's
-targets, decision ns/op, memory, capacity (and the py-spy summary with ``--profile-dir``).
+Then it prints the tables: requests/s, p50, p99, the rounds, the guard/baseline ratios
+(medians over the rounds) against the issue's targets, decision ns/op, memory, capacity (and
+the py-spy summary with ``--profile-dir``).
 A part that fails is listed at the end and makes the exit status 1; the rest still runs.
 """
 
@@ -41,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from statistics import median
 from types import FrameType
 from typing import Any
 
@@ -70,6 +73,11 @@ BATCH_SIZE = 100
 TARGET_THROUGHPUT_RATIO = 0.6
 TARGET_P99_RATIO = 2.0
 TARGET_BATCH_GAIN = 20.0
+#: Rounds of (baseline, guard GET, guard batch) by default (``--quick``: 1).
+DEFAULT_ROUNDS = 3
+#: A measurement with more of the server core busy with other processes is flagged.
+NOISY_OTHER_PCT = 10.0
+BASELINE_LABEL = "baseline bare ASGI app, fixed JSON (same requests)"
 #: Body size for the baseline if the micro-benchmarks (which measure a real one) failed.
 DEFAULT_BODY_BYTES = 185
 #: How long the live-memory guard gets to give every account its first data.
@@ -100,6 +108,7 @@ class Options:
     capacity_settle_s: float
     capacity_observe_s: float
     quick: bool
+    rounds: int
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -117,6 +126,7 @@ def options_from(args: argparse.Namespace) -> Options:
             capacity_settle_s=0.5,
             capacity_observe_s=1.5,
             quick=True,
+            rounds=1 if args.rounds is None else args.rounds,
         )
     return Options(
         duration_s=args.duration or 10,
@@ -131,6 +141,7 @@ def options_from(args: argparse.Namespace) -> Options:
         capacity_settle_s=16.0,
         capacity_observe_s=float(args.capacity_seconds),
         quick=False,
+        rounds=DEFAULT_ROUNDS if args.rounds is None else args.rounds,
     )
 
 
@@ -149,16 +160,98 @@ class LoadRow:
     #: Busy share of the load generator's core (wrk + simulator): ~100% means wrk-bound.
     load_core_pct: float
     orders_per_request: int = 1
+    #: The interleaved round this measurement belongs to (1, 2, ...); 0: not in a round.
+    round: int = 0
 
     @property
     def orders_per_s(self) -> float:
         return self.rps * self.orders_per_request
+
+    @property
+    def noisy(self) -> bool:
+        """Other processes used more than ``NOISY_OTHER_PCT`` of the server core (NaN when
+        nothing is pinned: unknown, not flagged)."""
+        return self.server_core_other_pct > NOISY_OTHER_PCT
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else float("nan")
+
+
+@dataclass
+class Round:
+    """One interleaved round: the baseline, then the production guard's GET and batch, measured
+    back to back, and the ratios of this round alone."""
+
+    index: int
+    baseline: LoadRow
+    get: LoadRow
+    batch: LoadRow
+    throughput_ratio: float
+    p99_ratio: float
+    batch_gain: float
+    #: The largest other% of the round's three measurements (NaN when not pinned).
+    max_other_pct: float
+    noisy: bool
+
+    @staticmethod
+    def of(index: int, baseline: LoadRow, get: LoadRow, batch: LoadRow) -> Round:
+        rows = (baseline, get, batch)
+        others = [r.server_core_other_pct for r in rows]
+        return Round(
+            index=index,
+            baseline=baseline,
+            get=get,
+            batch=batch,
+            throughput_ratio=_ratio(get.rps, baseline.rps),
+            p99_ratio=_ratio(get.p99_ms, baseline.p99_ms),
+            batch_gain=_ratio(batch.orders_per_s, get.orders_per_s),
+            max_other_pct=float("nan") if any(o != o for o in others) else max(others),
+            noisy=any(r.noisy for r in rows),
+        )
+
+
+#: The per-round values summarised across rounds (``Round`` attribute -> report name).
+SUMMARISED = {
+    "throughput_ratio": "GET throughput guard/baseline",
+    "p99_ratio": "GET p99 guard/baseline",
+    "batch_gain": "batch orders/s vs single orders/s",
+}
+
+
+def summarise_rounds(rounds: list[Round]) -> dict[str, Any]:
+    """Median, min and max across rounds of each ratio and of the baseline's req/s and p99
+    (the baseline medians are what the non-production guard is compared with). Also the
+    medians over the quiet rounds only, when some rounds were noisy and some were not."""
+    if not rounds:
+        return {}
+
+    def stats(values: list[float]) -> dict[str, float]:
+        return {"median": median(values), "min": min(values), "max": max(values)}
+
+    def of(selected: list[Round]) -> dict[str, dict[str, float]]:
+        found = {name: stats([getattr(r, name) for r in selected]) for name in SUMMARISED}
+        found["baseline_rps"] = stats([r.baseline.rps for r in selected])
+        found["baseline_p99_ms"] = stats([r.baseline.p99_ms for r in selected])
+        return found
+
+    summary: dict[str, Any] = {
+        "rounds": len(rounds),
+        "noisy_rounds": [r.index for r in rounds if r.noisy],
+        **of(rounds),
+    }
+    quiet = [r for r in rounds if not r.noisy]
+    if quiet and len(quiet) < len(rounds):
+        summary["quiet_only"] = {"rounds": [r.index for r in quiet], **of(quiet)}
+    return summary
 
 
 @dataclass
 class Report:
     machine: dict[str, Any] = field(default_factory=dict)
     load: list[LoadRow] = field(default_factory=list)
+    #: Interleaved rounds of the production guard against the baseline.
+    rounds: list[Round] = field(default_factory=list)
     body_bytes: dict[str, int] = field(default_factory=dict)
     micro: dict[str, Any] = field(default_factory=dict)
     memory: list[dict[str, Any]] = field(default_factory=list)
@@ -187,6 +280,7 @@ def _measure(
     server_pid: int,
     *,
     orders_per_request: int = 1,
+    round_index: int = 0,
 ) -> LoadRow:
     common: dict[str, Any] = {
         "script": script,
@@ -198,7 +292,8 @@ def _measure(
         say(f"{label}: warm-up {opts.warmup_s} s")
         run_wrk(url, duration_s=opts.warmup_s, **common)
         wait_idle(server_pid)  # requests still queued from the warm-up are done
-    say(f"{label}: measuring {opts.duration_s} s")
+    where = f"round {round_index}/{opts.rounds}: " if round_index else ""
+    say(f"{where}{label}: measuring {opts.duration_s} s")
     server_core = pinning.server_cpu if pinning.server_cpu is not None else 0
     load_core = pinning.load_cpu if pinning.load_cpu is not None else 0
     s0, l0 = core_ticks(server_core), core_ticks(load_core)
@@ -225,6 +320,7 @@ def _measure(
         else float("nan"),
         load_core_pct=load_pct if pinning.load_cpu is not None else float("nan"),
         orders_per_request=orders_per_request,
+        round=round_index,
     )
 
 
@@ -310,20 +406,22 @@ def _check_guard(guard: GuardProcess, accounts: int) -> int:
     return len(single.content)
 
 
-def run_guard(
+def _guard_tag(decision_log: str) -> str:
+    production = decision_log == "all"
+    return f"decision_log={decision_log}" + ("" if production else ", NOT production")
+
+
+def _start_checked_guard(
     decision_log: str,
     sim: PinnedSimulator,
     opts: Options,
     pinning: Pinning,
     tmp: Path,
     report: Report,
-    get_lua: Path,
-    batch_lua: Path,
-    profile_dir: Path | None,
-) -> None:
-    production = decision_log == "all"
-    tag = f"decision_log={decision_log}" + ("" if production else ", NOT production")
-    say(f"guard with {opts.accounts} accounts ({tag}): starting")
+) -> GuardProcess:
+    """The guard with ``opts.accounts`` accounts, ready (every account fresh) and answering a
+    real GET and batch as expected."""
+    say(f"guard with {opts.accounts} accounts ({_guard_tag(decision_log)}): starting")
     config = scenario.guard_config(
         opts.accounts,
         port=free_port(),
@@ -333,35 +431,132 @@ def run_guard(
     )
     guard = start_guard(config, tmp, prefix=pinning.server())
     try:
-        assert guard.proc is not None
-        pid = guard.proc.pid
         report.body_bytes[f"guard[{decision_log}]"] = _check_guard(guard, opts.accounts)
-        suffix = "" if production else "-log-denied"
-        report.load.append(
-            _measure(
-                f"guard-get{suffix}",
-                f"guard   GET /can-trade [{tag}]",
-                guard.base_url,
-                get_lua,
-                opts,
-                pinning,
-                pid,
-            )
+    except BaseException:
+        guard.stop()
+        raise
+    return guard
+
+
+def _measure_guard(
+    guard: GuardProcess,
+    decision_log: str,
+    opts: Options,
+    pinning: Pinning,
+    get_lua: Path,
+    batch_lua: Path,
+    *,
+    round_index: int = 0,
+) -> tuple[LoadRow, LoadRow]:
+    """wrk on the guard's ``GET /can-trade``, then on its batch endpoint."""
+    assert guard.proc is not None
+    pid = guard.proc.pid
+    tag = _guard_tag(decision_log)
+    suffix = "" if decision_log == "all" else "-log-denied"
+    get = _measure(
+        f"guard-get{suffix}",
+        f"guard   GET /can-trade [{tag}]",
+        guard.base_url,
+        get_lua,
+        opts,
+        pinning,
+        pid,
+        round_index=round_index,
+    )
+    batch = _measure(
+        f"guard-batch{suffix}",
+        f"guard   POST /can-trade/batch x{BATCH_SIZE} [{tag}]",
+        guard.base_url,
+        batch_lua,
+        opts,
+        pinning,
+        pid,
+        orders_per_request=BATCH_SIZE,
+        round_index=round_index,
+    )
+    return get, batch
+
+
+def run_rounds(
+    baseline: BaselineProcess,
+    sim: PinnedSimulator,
+    opts: Options,
+    pinning: Pinning,
+    tmp: Path,
+    report: Report,
+    get_lua: Path,
+    batch_lua: Path,
+    profile_dir: Path | None,
+) -> None:
+    """``opts.rounds`` times: the baseline's GET, then the production guard's GET and batch.
+
+    The baseline app keeps running (idle: it costs its core nothing while the guard is
+    measured). The guard does not: it polls the simulator all the time (about 10% of its core
+    with 100 accounts), which would count against the baseline, so each round starts a fresh
+    guard after the baseline's measurement and stops it at the end of the round. With
+    ``profile_dir``, the last round's guard is profiled before it stops."""
+    assert baseline.proc is not None
+    for index in range(1, opts.rounds + 1):
+        say(f"round {index}/{opts.rounds}: baseline, then guard GET, then guard batch")
+        base = _measure(
+            "baseline",
+            BASELINE_LABEL,
+            baseline.base_url,
+            get_lua,
+            opts,
+            pinning,
+            baseline.proc.pid,
+            round_index=index,
         )
-        report.load.append(
-            _measure(
-                f"guard-batch{suffix}",
-                f"guard   POST /can-trade/batch x{BATCH_SIZE} [{tag}]",
-                guard.base_url,
-                batch_lua,
-                opts,
-                pinning,
-                pid,
-                orders_per_request=BATCH_SIZE,
+        report.load.append(base)
+        guard = _start_checked_guard("all", sim, opts, pinning, tmp, report)
+        try:
+            get, batch = _measure_guard(
+                guard, "all", opts, pinning, get_lua, batch_lua, round_index=index
             )
-        )
-        if production and profile_dir is not None:
-            report.profile = profile_guard(guard, get_lua, opts, pinning, profile_dir)
+            report.load.extend((get, batch))
+            done = Round.of(index, base, get, batch)
+            report.rounds.append(done)
+            say(
+                f"round {index}: throughput ratio {done.throughput_ratio:.3f}, "
+                f"p99 ratio {done.p99_ratio:.1f}, batch gain {done.batch_gain:.1f}"
+                + (" (NOISY: other processes on the server core)" if done.noisy else "")
+            )
+            if index == opts.rounds and profile_dir is not None:
+                _step(
+                    report,
+                    "guards[profile]",
+                    partial(_profile_into, report, guard, get_lua, opts, pinning, profile_dir),
+                )
+        finally:
+            guard.stop()
+
+
+def _profile_into(
+    report: Report,
+    guard: GuardProcess,
+    script: Path,
+    opts: Options,
+    pinning: Pinning,
+    out: Path,
+) -> None:
+    report.profile = profile_guard(guard, script, opts, pinning, out)
+
+
+def run_guard_once(
+    decision_log: str,
+    sim: PinnedSimulator,
+    opts: Options,
+    pinning: Pinning,
+    tmp: Path,
+    report: Report,
+    get_lua: Path,
+    batch_lua: Path,
+) -> None:
+    """One measurement of GET and batch (the non-production ``decision_log`` setting)."""
+    guard = _start_checked_guard(decision_log, sim, opts, pinning, tmp, report)
+    try:
+        report.load.extend(_measure_guard(guard, decision_log, opts, pinning, get_lua, batch_lua))
     finally:
         guard.stop()
 
@@ -543,7 +738,139 @@ def run_capacity(opts: Options, pinning: Pinning, tmp: Path, report: Report) -> 
 
 
 def _ratio_line(name: str, value: float, target: str, ok: bool) -> str:
-    return f"  {name:<44} {value:>7.2f}x   target {target:<8} {'met' if ok else 'NOT met'}"
+    return f"  {name:<52} {value:>7.2f}x   target {target:<8} {'met' if ok else 'NOT met'}"
+
+
+def _range(stats: dict[str, float], fmt: str = ".2f") -> str:
+    return f"{stats['min']:{fmt}}-{stats['max']:{fmt}}"
+
+
+def _render_rounds(rounds: list[Round], summary: dict[str, Any]) -> list[str]:
+    out = [
+        f"== Interleaved rounds (production guard, decision_log=all): each round measures the "
+        f"baseline, then the guard's GET, then its batch x{BATCH_SIZE} =="
+    ]
+    out.append(
+        f"  {'round':>7} {'base req/s':>10} {'guard req/s':>11} {'tput x':>7} "
+        f"{'base p99':>8} {'guard p99':>9} {'p99 x':>6} {'single o/s':>10} {'batch o/s':>9} "
+        f"{'batch x':>7} {'other% b/g/bt':>13}"
+    )
+    for r in rounds:
+        others = "/".join(
+            f"{row.server_core_other_pct:.0f}" for row in (r.baseline, r.get, r.batch)
+        )
+        out.append(
+            f"  {r.index:>7} {r.baseline.rps:>10.0f} {r.get.rps:>11.0f} "
+            f"{r.throughput_ratio:>7.3f} {r.baseline.p99_ms:>8.2f} {r.get.p99_ms:>9.2f} "
+            f"{r.p99_ratio:>6.1f} {r.get.orders_per_s:>10.0f} {r.batch.orders_per_s:>9.0f} "
+            f"{r.batch_gain:>7.1f} {others:>13}" + ("  NOISY" if r.noisy else "")
+        )
+    tput, p99, gain = (summary[k] for k in ("throughput_ratio", "p99_ratio", "batch_gain"))
+    base_rps, base_p99 = summary["baseline_rps"], summary["baseline_p99_ms"]
+    out.append(
+        f"  {'median':>7} {base_rps['median']:>10.0f} {'':>11} {tput['median']:>7.3f} "
+        f"{base_p99['median']:>8.2f} {'':>9} {p99['median']:>6.1f} {'':>10} {'':>9} "
+        f"{gain['median']:>7.1f}"
+    )
+    out.append(
+        f"  min-max over {len(rounds)} round(s): baseline {_range(base_rps, '.0f')} req/s, "
+        f"throughput ratio {_range(tput, '.3f')}, p99 ratio {_range(p99, '.1f')}, "
+        f"batch gain {_range(gain, '.1f')}"
+    )
+    out.append(
+        "  each ratio is computed within its round (guard / the baseline measured just before "
+        "it); the medians are taken over the rounds' ratios"
+    )
+    if summary["noisy_rounds"]:
+        out.append(
+            f"  WARNING: round(s) {', '.join(map(str, summary['noisy_rounds']))}: other "
+            f"processes used more than {NOISY_OTHER_PCT:.0f}% of the server core (NOISY): "
+            "their numbers are suspect"
+        )
+        quiet = summary.get("quiet_only")
+        if quiet:
+            out.append(
+                f"  medians over the quiet round(s) {', '.join(map(str, quiet['rounds']))} only: "
+                f"throughput {quiet['throughput_ratio']['median']:.3f}x, "
+                f"p99 {quiet['p99_ratio']['median']:.1f}x, "
+                f"batch gain {quiet['batch_gain']['median']:.1f}x"
+            )
+    return out
+
+
+def _render_ratios(report: Report, summary: dict[str, Any]) -> list[str]:
+    rounds = len(report.rounds)
+    out = [
+        f"== Ratios (production settings; median of {rounds} interleaved round(s), "
+        "min-max of the rounds in brackets) =="
+    ]
+    if summary:
+        for key, name, target, at_least in (
+            (
+                "throughput_ratio",
+                "GET /can-trade throughput guard/baseline",
+                TARGET_THROUGHPUT_RATIO,
+                True,
+            ),
+            ("p99_ratio", "GET /can-trade p99 guard/baseline", TARGET_P99_RATIO, False),
+            (
+                "batch_gain",
+                f"batch x{BATCH_SIZE} orders/s vs single GET orders/s",
+                TARGET_BATCH_GAIN,
+                True,
+            ),
+        ):
+            value = summary[key]["median"]
+            ok = value >= target if at_least else value <= target
+            out.append(
+                _ratio_line(name, value, f"{'>=' if at_least else '<='} {target:g}x", ok)
+                + f"  [{_range(summary[key])}]"
+            )
+        if summary["noisy_rounds"]:
+            out.append(
+                f"  (NOISY rounds included: {', '.join(map(str, summary['noisy_rounds']))}; "
+                "see the rounds table)"
+            )
+    else:
+        out.append("  no complete round: no ratios")
+    quiet = report.row("guard-get-log-denied")
+    quiet_batch = report.row("guard-batch-log-denied")
+    if summary and quiet:
+        base_rps = summary["baseline_rps"]["median"]
+        base_p99 = summary["baseline_p99_ms"]["median"]
+        tput = _ratio(quiet.rps, base_rps)
+        p99 = _ratio(quiet.p99_ms, base_p99)
+        out.append(
+            "  [decision_log=denied, NOT production: one measurement, against the median "
+            "baseline of the rounds]"
+        )
+        out.append(
+            _ratio_line(
+                "[decision_log=denied] GET throughput guard/baseline",
+                tput,
+                f">= {TARGET_THROUGHPUT_RATIO:g}x",
+                tput >= TARGET_THROUGHPUT_RATIO,
+            )
+        )
+        out.append(
+            _ratio_line(
+                "[decision_log=denied] GET p99 guard/baseline",
+                p99,
+                f"<= {TARGET_P99_RATIO:g}x",
+                p99 <= TARGET_P99_RATIO,
+            )
+        )
+    if quiet and quiet_batch:
+        gain = _ratio(quiet_batch.orders_per_s, quiet.orders_per_s)
+        out.append(
+            _ratio_line(
+                "[decision_log=denied] batch vs single orders/s",
+                gain,
+                f">= {TARGET_BATCH_GAIN:g}x",
+                gain >= TARGET_BATCH_GAIN,
+            )
+        )
+    return out
 
 
 def render(report: Report, opts: Options, pinning: Pinning) -> str:
@@ -563,85 +890,40 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
     )
     out.append("bodies: " + ", ".join(f"{k} {v} B" for k, v in report.body_bytes.items()))
     out.append("")
-    out.append("== HTTP (closed loop; latency per request) ==")
+    out.append("== HTTP (closed loop; latency per request; in the order measured) ==")
+    width = max([58, *(len(row.label) for row in report.load)])
     out.append(
-        f"  {'scenario':<58} {'req/s':>9} {'orders/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'srv cpu%':>8} {'other%':>6} {'wrk cpu%':>8} {'errors':>6}"
+        f"  {'scenario':<{width}} {'rnd':>3} {'req/s':>9} {'orders/s':>9} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'srv cpu%':>8} {'other%':>6} {'wrk cpu%':>8} {'errors':>6}"
     )
     for row in report.load:
         out.append(
-            f"  {row.label:<58} {row.rps:>9.0f} {row.orders_per_s:>9.0f} {row.p50_ms:>8.2f} "
-            f"{row.p99_ms:>8.2f} {row.server_cpu_pct:>8.0f} {row.server_core_other_pct:>6.0f} "
+            f"  {row.label:<{width}} {row.round or '-':>3} {row.rps:>9.0f} "
+            f"{row.orders_per_s:>9.0f} {row.p50_ms:>8.2f} {row.p99_ms:>8.2f} "
+            f"{row.server_cpu_pct:>8.0f} {row.server_core_other_pct:>6.0f} "
             f"{row.load_core_pct:>8.0f} {row.non_2xx + row.socket_errors:>6}"
         )
     out.append(
-        "  srv cpu%: server process CPU (100 = its core saturated); other%: the server's core "
-        "busy with OTHER processes (noise, should be ~0); wrk cpu%: the load core (wrk + simulator)"
+        "  rnd: interleaved round (see below); srv cpu%: server process CPU (100 = its core "
+        "saturated); other%: the server's core busy with OTHER processes (noise, should be ~0); "
+        "wrk cpu%: the load core (wrk + simulator)"
     )
-    noisy = [r.label.strip() for r in report.load if r.server_core_other_pct > 10]
+    noisy = [
+        f"{r.label.strip()}" + (f" (round {r.round})" if r.round else "")
+        for r in report.load
+        if r.noisy
+    ]
     if noisy:
-        out.append(f"  WARNING: other processes used the server core during: {'; '.join(noisy)}")
-    base, get, batch = report.row("baseline"), report.row("guard-get"), report.row("guard-batch")
+        out.append(
+            f"  WARNING: other processes used more than {NOISY_OTHER_PCT:.0f}% of the server "
+            f"core during: {'; '.join(noisy)}"
+        )
+    summary = summarise_rounds(report.rounds)
+    if report.rounds:
+        out.append("")
+        out.extend(_render_rounds(report.rounds, summary))
     out.append("")
-    out.append("== Ratios (same run; production settings) ==")
-    if base and get:
-        tput = get.rps / base.rps
-        p99 = get.p99_ms / base.p99_ms
-        out.append(
-            _ratio_line(
-                "GET /can-trade throughput guard/baseline",
-                tput,
-                f">= {TARGET_THROUGHPUT_RATIO}x",
-                tput >= TARGET_THROUGHPUT_RATIO,
-            )
-        )
-        out.append(
-            _ratio_line(
-                "GET /can-trade p99 guard/baseline",
-                p99,
-                f"<= {TARGET_P99_RATIO}x",
-                p99 <= TARGET_P99_RATIO,
-            )
-        )
-    if get and batch:
-        gain = batch.orders_per_s / get.orders_per_s
-        out.append(
-            _ratio_line(
-                "batch x100 orders/s vs single GET orders/s",
-                gain,
-                f">= {TARGET_BATCH_GAIN:.0f}x",
-                gain >= TARGET_BATCH_GAIN,
-            )
-        )
-    quiet = report.row("guard-get-log-denied")
-    quiet_batch = report.row("guard-batch-log-denied")
-    if base and quiet:
-        out.append(
-            _ratio_line(
-                "[decision_log=denied] GET throughput guard/baseline",
-                quiet.rps / base.rps,
-                f">= {TARGET_THROUGHPUT_RATIO}x",
-                quiet.rps / base.rps >= TARGET_THROUGHPUT_RATIO,
-            )
-        )
-        out.append(
-            _ratio_line(
-                "[decision_log=denied] GET p99 guard/baseline",
-                quiet.p99_ms / base.p99_ms,
-                f"<= {TARGET_P99_RATIO}x",
-                quiet.p99_ms / base.p99_ms <= TARGET_P99_RATIO,
-            )
-        )
-    if quiet and quiet_batch:
-        gain = quiet_batch.orders_per_s / quiet.orders_per_s
-        out.append(
-            _ratio_line(
-                "[decision_log=denied] batch vs single orders/s",
-                gain,
-                f">= {TARGET_BATCH_GAIN:.0f}x",
-                gain >= TARGET_BATCH_GAIN,
-            )
-        )
+    out.extend(_render_ratios(report, summary))
     out.append("")
     mic = report.micro
     if mic:
@@ -649,6 +931,7 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
             f"== Decision path, ns/op (timeit best of {mic['repeat']} x {mic['number']}, "
             "in-process, pinned, net of call overhead) =="
         )
+        batch = mic.get("batch_size", BATCH_SIZE)
         for key, label in (
             ("evaluate_allowed_ns", "rules.evaluate, allowed order"),
             ("evaluate_denied_ns", "rules.evaluate, denied order (3 reasons)"),
@@ -658,10 +941,31 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
             ("decide_denied_log_denied_ns", "Decider.decide, denied, decision_log=denied"),
             ("decide_allowed_log_none_ns", "Decider.decide, allowed, decision_log=none"),
             ("decide_denied_log_none_ns", "Decider.decide, denied, decision_log=none"),
+            (
+                "decide_json_allowed_log_all_ns",
+                "Decider.decide_json, allowed, log=all (GET fast path)",
+            ),
+            (
+                "decide_json_denied_log_all_ns",
+                "Decider.decide_json, denied, log=all (GET fast path)",
+            ),
+            (
+                "decide_json_many_per_order_log_all_ns",
+                f"Decider.decide_json_many x{batch}, per order, log=all",
+            ),
             ("order_query_validate_ns", "OrderQuery.model_validate(query).intent()"),
             ("orjson_dumps_decision_ns", "orjson.dumps(decision body)"),
         ):
-            out.append(f"  {label:<52} {mic[key]:>10.0f} ns")
+            if key in mic:
+                out.append(f"  {label:<56} {mic[key]:>10.0f} ns")
+        out.append(
+            "  decision_log all/denied: production's batched DecisionLogWriter, lines to "
+            f"{mic.get('decision_log_sink', '?')}; "
+            f"{mic.get('decision_log_dropped_lines', '?')} lines dropped. decide_json: key "
+            "precomputed (as the fast path's query cache); decide_json_many: "
+            f"{batch} allowed orders over {batch} accounts, keys not precomputed (as the batch "
+            "fast path)"
+        )
         out.append("")
     out.append("== Memory (RSS) ==")
     for mem in report.memory:
@@ -797,6 +1101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--accounts", type=int, default=0, help="guard accounts (100)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help=f"interleaved rounds of baseline, guard GET, guard batch ({DEFAULT_ROUNDS}; "
+        "--quick: 1); the ratios reported are the medians over the rounds",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke-test settings (~30 s)")
     parser.add_argument(
         "--capacity-seconds",
@@ -832,6 +1143,8 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a CI timeout, say) unwinds like Ctrl-C, so every ``finally`` stops the servers
     # this run started instead of leaving them to burn the server core.
     signal.signal(signal.SIGTERM, _terminate)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     opts = options_from(args)
     pinning = Pinning.detect(not args.no_pin)
     pinning.pin_self_to_load_cpu()
@@ -863,18 +1176,26 @@ def main(argv: list[str] | None = None) -> int:
             encoding="utf-8",
         )
 
-        def baseline() -> None:
+        def start_baseline() -> BaselineProcess:
             # The same requests as the guard gets (paths, token): the server parses them alike.
             proc = BaselineProcess(
                 body_bytes, prefix=pinning.server(), log_path=tmp / "baseline.log"
             ).start()
             try:
-                assert proc.proc is not None
                 report.body_bytes["baseline"] = len(proc.body())
+            except BaseException:
+                proc.stop()
+                raise
+            return proc
+
+        def baseline() -> None:
+            proc = start_baseline()
+            try:
+                assert proc.proc is not None
                 report.load.append(
                     _measure(
                         "baseline",
-                        "baseline bare ASGI app, fixed JSON (same requests)",
+                        BASELINE_LABEL,
                         proc.base_url,
                         get_lua,
                         opts,
@@ -885,17 +1206,21 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 proc.stop()
 
-        _step(report, "baseline", baseline)
+        if "guards" in args.only:
+            say("baseline: measured in each of the guards part's interleaved rounds")
+        else:
+            _step(report, "baseline", baseline)
 
         def guards() -> None:
-            with simulator(opts.accounts, pinning, tmp, "sim-load") as sim:
-                for decision_log in ("all", "denied"):
+            proc = start_baseline()
+            try:
+                with simulator(opts.accounts, pinning, tmp, "sim-load") as sim:
                     _step(
                         report,
-                        f"guards[{decision_log}]",
+                        "guards[all, rounds]",
                         partial(
-                            run_guard,
-                            decision_log,
+                            run_rounds,
+                            proc,
                             sim,
                             opts,
                             pinning,
@@ -903,9 +1228,26 @@ def main(argv: list[str] | None = None) -> int:
                             report,
                             get_lua,
                             batch_lua,
-                            args.profile_dir if decision_log == "all" else None,
+                            args.profile_dir,
                         ),
                     )
+                    _step(
+                        report,
+                        "guards[denied]",
+                        partial(
+                            run_guard_once,
+                            "denied",
+                            sim,
+                            opts,
+                            pinning,
+                            tmp,
+                            report,
+                            get_lua,
+                            batch_lua,
+                        ),
+                    )
+            finally:
+                proc.stop()
 
         _step(report, "guards", guards)
 
@@ -925,6 +1267,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         data = asdict(report)
         data["options"] = asdict(opts)
+        data["ratio_summary"] = summarise_rounds(report.rounds)
         data["pinning"] = pinning.note
         args.json.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     return 1 if report.errors else 0

@@ -16,18 +16,21 @@ from pathlib import Path
 
 import pytest
 
+from bench.run import LoadRow, Round, summarise_rounds
 from bench.wrk import parse_output
 from tests.support.processes import REPO_ROOT
 
 #: Lines of the report that every run prints (labels, not numbers).
 EXPECTED_ROWS = (
-    "== HTTP (closed loop; latency per request) ==",
+    "== HTTP (closed loop; latency per request; in the order measured) ==",
     "baseline bare ASGI app, fixed JSON (same requests)",
     "guard   GET /can-trade [decision_log=all]",
     "guard   POST /can-trade/batch x100 [decision_log=all]",
     "guard   GET /can-trade [decision_log=denied, NOT production]",
     "guard   POST /can-trade/batch x100 [decision_log=denied, NOT production]",
-    "== Ratios (same run; production settings) ==",
+    "== Interleaved rounds (production guard, decision_log=all)",
+    "min-max over 1 round(s)",
+    "== Ratios (production settings; median of 1 interleaved round(s)",
     "GET /can-trade throughput guard/baseline",
     "GET /can-trade p99 guard/baseline",
     "batch x100 orders/s vs single GET orders/s",
@@ -35,6 +38,10 @@ EXPECTED_ROWS = (
     "rules.evaluate, allowed order",
     "rules.evaluate, denied order",
     "Decider.decide, allowed, decision_log=all",
+    "Decider.decide_json, allowed, log=all (GET fast path)",
+    "Decider.decide_json, denied, log=all (GET fast path)",
+    "Decider.decide_json_many x100, per order, log=all",
+    "production's batched DecisionLogWriter, lines to stderr_sink() -> stderr (regular file)",
     "== Memory (RSS) ==",
     "accounts, in-process app + realistic state",
     "== Capacity: budget math",
@@ -69,6 +76,52 @@ WRK_REPORT = """Running 2s test @ http://127.0.0.1:8080
 Requests/sec:  15000.00
 Transfer/sec:      4.50MB
 """
+
+
+def _row(key: str, rps: float, p99_ms: float, other_pct: float, orders: int = 1) -> LoadRow:
+    return LoadRow(
+        key=key,
+        label=key,
+        rps=rps,
+        p50_ms=p99_ms / 4,
+        p99_ms=p99_ms,
+        non_2xx=0,
+        socket_errors=0,
+        server_cpu_pct=100.0,
+        server_core_other_pct=other_pct,
+        load_core_pct=50.0,
+        orders_per_request=orders,
+    )
+
+
+def _round(index: int, base_rps: float, get_rps: float, other_pct: float = 0.0) -> Round:
+    return Round.of(
+        index,
+        _row("baseline", base_rps, 2.0, 0.0),
+        _row("guard-get", get_rps, 8.0, other_pct),
+        _row("guard-batch", get_rps / 10, 80.0, 0.0, orders=100),
+    )
+
+
+def test_rounds_are_summarised_by_their_medians() -> None:
+    rounds = [
+        _round(1, 20_000, 10_000),  # 0.5
+        _round(2, 40_000, 30_000, other_pct=25.0),  # 0.75, noisy
+        _round(3, 30_000, 18_000),  # 0.6
+    ]
+    assert rounds[0].p99_ratio == 4.0
+    assert rounds[0].batch_gain == 10.0
+    assert [r.noisy for r in rounds] == [False, True, False]
+    assert rounds[1].max_other_pct == 25.0
+    summary = summarise_rounds(rounds)
+    assert summary["rounds"] == 3
+    assert summary["throughput_ratio"] == {"median": 0.6, "min": 0.5, "max": 0.75}
+    assert summary["baseline_rps"]["median"] == 30_000
+    assert summary["noisy_rounds"] == [2]
+    assert summary["quiet_only"]["rounds"] == [1, 3]
+    assert summary["quiet_only"]["throughput_ratio"]["median"] == 0.55
+    assert summarise_rounds([]) == {}
+    assert "quiet_only" not in summarise_rounds(rounds[:1])
 
 
 def _require_wrk() -> None:
@@ -134,6 +187,10 @@ def test_quick_run_prints_every_table(tmp_path: Path) -> None:
     assert not missing, f"missing from the report: {missing}\n{stdout}"
     data = json.loads(report.read_text(encoding="utf-8"))
     assert {row["key"] for row in data["load"]} == LOAD_KEYS
+    assert [r["index"] for r in data["rounds"]] == [1]
+    assert [row["round"] for row in data["load"]] == [1, 1, 1, 0, 0]
+    assert data["ratio_summary"]["rounds"] == 1
+    assert data["micro"]["decision_log_dropped_lines"] == 0
     assert all(row["non_2xx"] == 0 for row in data["load"]), data["load"]
     assert {mem["accounts"] for mem in data["memory"]} == {50, 200}
     assert data["micro"]["evaluate_allowed_ns"] > 0
