@@ -262,19 +262,18 @@ class Decider:
         if state is None:
             raise UnknownAccount(intent.account)
         policy = self._policies[intent.account]
-        # Only orders (a side named) use and consume the shared order-rate budget.
+        # Only orders (a side named) use and consume the shared order-rate budget; the counts
+        # reach the rules only when a window is full (below every limit they change nothing).
         is_order = intent.side is not None
-        rate = (
-            self._rates.observe(intent.account, intent.symbol, policy, now.mono)
-            if is_order
-            else None
-        )
+        rates = self._rates
+        rate = rates.blocking(intent.account, intent.symbol, policy, now.mono) if is_order else None
         decision, entry = self._evaluate(
             intent, key, state, policy, now, self._switches(intent.account), rate
         )
-        if decision.allowed and rate is not None:
-            # No await between observe and record: concurrent requests cannot share a slot.
-            self._rates.record(intent.account, intent.symbol, policy, now.mono)
+        if decision.allowed and is_order:
+            # No await between the check and the record: concurrent requests cannot share a
+            # slot.
+            rates.record(intent.account, intent.symbol, policy, now.mono)
         decision_id = f"{self._id_prefix}-{next(self._ids):x}"
         self._count(decision)
         log = self.decision_log

@@ -281,6 +281,7 @@ class FastBatch:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._answerer = _Answerer(services, BATCH_PATH, "POST")
+        self._orders = _OrderTable()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """None when answered; otherwise the ``receive`` to hand on (it replays the body)."""
@@ -305,35 +306,64 @@ class FastBatch:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        intents = _batch_intents(b"".join(chunks))
+        parsed = self._orders.parse(b"".join(chunks))
         store = services.store
-        if intents is None or any(store.get(i.account) is None for i in intents):
+        if parsed is None or any(store.get(i.account) is None for i, _key in parsed):
             return _replay(received, receive)
         decide_many = services.decider.decide_json_many
-        pairs = [(intent, None) for intent in intents]
         await self._answerer.answer(
-            send, started, lambda: b'{"decisions":[%s]}' % b",".join(decide_many(pairs))
+            send, started, lambda: b'{"decisions":[%s]}' % b",".join(decide_many(parsed))
         )
         return None
 
 
-def _batch_intents(body: bytes) -> list[OrderIntent] | None:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if type(data) is not dict or len(data) != 1:
-        return None
-    orders = data.get("orders")
-    if type(orders) is not list or not 1 <= len(orders) <= MAX_BATCH_ORDERS:
-        return None
-    intents = []
-    for order in orders:
-        intent = parse_order_json(order)
-        if intent is None:
+#: A parsed order: the intent and the key of its reused evaluation.
+_Parsed = tuple[OrderIntent, EvaluationKey]
+
+
+class _OrderTable:
+    """Plainly valid batch orders kept parsed, by their decoded JSON object's items.
+
+    Sound because a kept order's values are all strings but ``reduce_only`` (a JSON boolean):
+    an equal tuple of items can differ in type only where a boolean equals a number
+    (``true == 1``), so a hit also checks that ``reduce_only`` is a boolean. Orders with
+    lists or objects inside are not hashable and are parsed (and refused) as usual."""
+
+    def __init__(self, size: int = QUERY_CACHE_SIZE) -> None:
+        self._orders: dict[tuple[tuple[str, Any], ...], _Parsed] = {}
+        self._size = size
+
+    def parse(self, body: bytes) -> list[_Parsed] | None:
+        """The body's orders, or None when it is anything but plainly valid."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
             return None
-        intents.append(intent)
-    return intents
+        if type(data) is not dict or len(data) != 1:
+            return None
+        orders = data.get("orders")
+        if type(orders) is not list or not 1 <= len(orders) <= MAX_BATCH_ORDERS:
+            return None
+        table = self._orders
+        parsed: list[_Parsed] = []
+        for order in orders:
+            if type(order) is not dict:
+                return None
+            try:
+                items = tuple(order.items())
+                kept = table.get(items)
+            except TypeError:  # a list or an object inside: not plainly valid
+                return None
+            if kept is None or type(order.get("reduce_only", False)) is not bool:
+                intent = parse_order_json(order)
+                if intent is None:
+                    return None
+                kept = (intent, evaluation_key(intent))
+                if len(table) >= self._size:
+                    table.clear()
+                table[items] = kept
+            parsed.append(kept)
+        return parsed
 
 
 def _json_bearer_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:

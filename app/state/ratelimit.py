@@ -30,6 +30,16 @@ class _Window:
     def __init__(self, limit: int) -> None:
         self.stamps: deque[float] = deque(maxlen=limit)
 
+    def is_full(self, limit: RateLimit, now_mono: float) -> bool:
+        """True when the window already holds ``max_orders`` stamps (expired ones dropped)."""
+        stamps = self.stamps
+        if stamps.maxlen != limit.max_orders:  # the limit changed at run time
+            stamps = self.stamps = deque(stamps, maxlen=limit.max_orders)
+        horizon = now_mono - limit.window_s
+        while stamps and stamps[0] <= horizon:
+            stamps.popleft()
+        return len(stamps) >= limit.max_orders
+
     def count(self, limit: RateLimit, now_mono: float) -> RateCount:
         stamps = self.stamps
         if stamps.maxlen != limit.max_orders:  # the limit changed at run time
@@ -71,6 +81,21 @@ class OrderRateCounter:
             window = self._symbols.get((account, symbol))
             symbol_count = RateCount(0) if window is None else window.count(symbol_limit, now_mono)
         return OrderRate(account=account_count, symbol=symbol_count)
+
+    def blocking(
+        self, account: str, symbol: str | None, policy: Policy, now_mono: float
+    ) -> OrderRate | None:
+        """``observe``, but only when one of the order's windows is full (the only case in
+        which the counts change a decision); None otherwise, without building any counts."""
+        account_limit, symbol_limit = policy.order_rate, policy.symbol_order_rate
+        full = False
+        if account_limit is not None:
+            window = self._accounts.get(account)
+            full = window is not None and window.is_full(account_limit, now_mono)
+        if not full and symbol_limit is not None and symbol is not None:
+            window = self._symbols.get((account, symbol))
+            full = window is not None and window.is_full(symbol_limit, now_mono)
+        return self.observe(account, symbol, policy, now_mono) if full else None
 
     def record(self, account: str, symbol: str | None, policy: Policy, now_mono: float) -> None:
         """Count one allowed order (call right after an allowing ``observe``)."""

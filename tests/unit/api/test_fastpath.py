@@ -499,3 +499,29 @@ async def test_the_parsed_query_table_is_bounded(tmp_path: Path) -> None:
         bad = await c.get(q(**{**ORDER, "side": "sideways"}), headers=HEADERS)
     assert bad.status_code == 422  # judged by the route, never kept
     assert all(b"sideways" not in key for key in fast_path._queries)
+
+
+async def test_kept_batch_orders_never_let_a_lookalike_through(
+    clients: tuple[FastAPI, httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    """Orders are kept parsed by their items; ``true == 1`` in Python, so an order equal to a
+    kept one but for a number in place of its boolean must still go the long way."""
+    app, fast_client, slow_client = clients
+    sell = {**ORDER, "side": "SELL"}
+    for kept, lookalike in ((True, 1), (False, 0), (True, 1.0)):
+        warm = await fast_client.post(
+            "/can-trade/batch", content=_batch({**sell, "reduce_only": kept}), headers=JSON
+        )
+        assert warm.status_code == 200
+        body = _batch({**sell, "reduce_only": lookalike})
+        before = _fast_count(app)
+        via_fast = await fast_client.post("/can-trade/batch", content=body, headers=JSON)
+        assert _fast_count(app) == before  # the route judged it
+        via_route = await slow_client.post("/can-trade/batch", content=body, headers=JSON)
+        assert _batch_comparable(via_fast) == _batch_comparable(via_route)
+    # Every case again on one app, its tables warm: each still goes the same way.
+    for _name, body, headers, fast in BATCH_CASES * 2:
+        before = _fast_count(app)
+        response = await fast_client.post("/can-trade/batch", content=body, headers=headers)
+        assert _fast_count(app) - before == (1 if fast else 0)
+        assert response.status_code in (200, 401, 403, 404, 415, 422)

@@ -81,3 +81,19 @@ def test_retry_after_rounds_up_to_the_next_millisecond() -> None:
     rate = counter.observe("a", None, policy, 1.0004)
     assert rate is not None
     assert rate.account == RateCount(1, 1000)
+
+
+def test_blocking_gives_the_counts_only_when_a_window_is_full() -> None:
+    policy = replace(THREE_PER_SECOND, symbol_order_rate=RateLimit(2, 1.0))
+    counter = OrderRateCounter()
+    assert counter.blocking("a", "BTCUSDT", policy, 1.0) is None  # nothing recorded yet
+    fill(counter, policy, 1.0, symbol="BTCUSDT")
+    fill(counter, policy, 1.1, symbol="ETHUSDT")
+    assert counter.blocking("a", "BTCUSDT", policy, 1.2) is None  # 2 of 3, 1 of 2
+    fill(counter, policy, 1.2, symbol="BTCUSDT")  # BTCUSDT's window is full, the account's too
+    for symbol in ("BTCUSDT", "ETHUSDT", None):
+        assert counter.blocking("a", symbol, policy, 1.3) == counter.observe(
+            "a", symbol, policy, 1.3
+        )
+    assert counter.blocking("a", "BTCUSDT", policy, 2.5) is None  # the stamps aged out
+    assert counter.blocking("a", "BTCUSDT", Policy(), 1.3) is None  # no limit at all
