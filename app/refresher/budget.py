@@ -56,6 +56,7 @@ class WeightBudget:
         self._banned = False
         self._paused_until = 0.0
         self._demand_per_minute = 0.0
+        self._used_weight = metrics.used_weight.labels(name)  # set on every response
         metrics.weight_target.labels(name).set(self.target)
         metrics.budget_blocked_until.labels(name).set(0)
         metrics.poll_stretch.labels(name).set(1)
@@ -107,7 +108,7 @@ class WeightBudget:
 
     def observe_used_weight(self, used: int) -> None:
         """Take the exchange's count of weight used this minute into account."""
-        self._metrics.used_weight.labels(self.name).set(used)
+        self._used_weight.set(used)
         if used >= self.target:
             # The exchange counts per clock minute: wait for the next one (+ a margin).
             to_next_minute = 60.0 - (self._wall() % 60.0) + 0.5

@@ -94,6 +94,20 @@ class AccountPoller:
         #: Clock offset last reported in the log; a -1021 re-sync inside the client moves it.
         self._reported_offset_ms = 0
         self._log = log.bind(account=account, exchange=client.name)
+        # This account's series, looked up once (``labels()`` locks and builds a key per call;
+        # these are written after every refresh). Quant-rule series come and go: not cached.
+        self._last_success = {
+            kind: metrics.refresh_last_success.labels(account, kind)
+            for kind in ("status", "snapshot")
+        }
+        self._failures_gauge = metrics.consecutive_failures.labels(account)
+        self._clock_gauge = metrics.clock_offset.labels(account)
+        self._can_trade_gauge = metrics.can_trade.labels(account)
+        self._status_gauges = {
+            label: metrics.trading_status.labels(account, label) for label in STATUS_LABELS
+        }
+        self._margin_gauge = metrics.margin_ratio.labels(account)
+        self._balance_gauge = metrics.available_balance.labels(account)
         caps = client.capabilities
         budget.add_demand(
             60 / timing.status_interval_s * caps.status_weight
@@ -173,17 +187,17 @@ class AccountPoller:
         else:
             schedule.failures = 0
             schedule.due = time.monotonic() + self._interval(schedule.interval_s)
-            self.metrics.refresh_last_success.labels(self.account, schedule.kind).set(time.time())
+            self._last_success[schedule.kind].set(time.time())
         finally:
             self._export_clock_offset(self.client.clock_offset_ms)
             state = self.store.get(self.account)
             failures = state.consecutive_failures if state else 0
-            self.metrics.consecutive_failures.labels(self.account).set(failures)
+            self._failures_gauge.set(failures)
 
     def _export_clock_offset(self, offset_ms: int, *, sync: bool = False) -> None:
         """Gauge the offset and log it, with the account, when a sync finds it over a second
         or it moved by over a second (the client re-learnt it after a -1021 answer)."""
-        self.metrics.clock_offset.labels(self.account).set(offset_ms / 1000)
+        self._clock_gauge.set(offset_ms / 1000)
         if abs(offset_ms - self._reported_offset_ms) > 1000 or (sync and abs(offset_ms) > 1000):
             self._log.warning(
                 "exchange clock offset",
@@ -206,10 +220,9 @@ class AccountPoller:
         old = previous.status.value if previous and previous.status else None
         self.store.put_status(self.account, status, Instant.now())
         label = status_label(status.trading_status)
-        gauge = self.metrics.trading_status
-        for other in STATUS_LABELS:
-            gauge.labels(self.account, other).set(1 if other == label else 0)
-        self.metrics.can_trade.labels(self.account).set(1 if status.can_trade else 0)
+        for other, gauge in self._status_gauges.items():
+            gauge.set(1 if other == label else 0)
+        self._can_trade_gauge.set(1 if status.can_trade else 0)
         self._export_quant_rules(old, status)
         if old is None or (old.trading_status, old.can_trade, old.futures_enabled) != (
             status.trading_status,
@@ -247,11 +260,9 @@ class AccountPoller:
     def _on_snapshot(self, snapshot: AccountSnapshot) -> None:
         self.store.put_snapshot(self.account, snapshot, Instant.now())
         ratio = snapshot.margin_ratio
-        self.metrics.margin_ratio.labels(self.account).set(
-            float(ratio) if ratio is not None else 1.0
-        )
+        self._margin_gauge.set(float(ratio) if ratio is not None else 1.0)
         # float(), not quantize(): an absurd balance (1e30) must not raise here.
-        self.metrics.available_balance.labels(self.account).set(float(snapshot.available_balance))
+        self._balance_gauge.set(float(snapshot.available_balance))
 
     def _record_failure(self, kind: str, exc: Exception) -> None:
         error_kind = exc.kind if isinstance(exc, ExchangeError) else ErrorKind.INTERNAL

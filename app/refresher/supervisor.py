@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import structlog
+from prometheus_client import Counter, Histogram
 
 from app.exchanges.base import CallGate, ExchangeClient
 from app.metrics import Metrics
@@ -30,6 +31,10 @@ class BudgetGate:
         self._requests = metrics.exchange_requests
         self._seconds = metrics.exchange_seconds
         self._exchange = exchange
+        # Series children by label values, looked up once: ``labels()`` takes a lock and
+        # builds a key on every call, and it ran twice per exchange request.
+        self._request_series: dict[tuple[str, str], Counter] = {}
+        self._seconds_series: dict[str, Histogram] = {}
 
     async def before_request(self, weight: int) -> None:
         await self.budget.acquire(weight)
@@ -37,8 +42,16 @@ class BudgetGate:
     def after_response(
         self, endpoint: str, outcome: str, elapsed_s: float, used_weight: int | None
     ) -> None:
-        self._requests.labels(self._exchange, endpoint, outcome).inc()
-        self._seconds.labels(self._exchange, endpoint).observe(elapsed_s)
+        requests = self._request_series.get((endpoint, outcome))
+        if requests is None:
+            requests = self._requests.labels(self._exchange, endpoint, outcome)
+            self._request_series[endpoint, outcome] = requests
+        requests.inc()
+        seconds = self._seconds_series.get(endpoint)
+        if seconds is None:
+            seconds = self._seconds.labels(self._exchange, endpoint)
+            self._seconds_series[endpoint] = seconds
+        seconds.observe(elapsed_s)
         if used_weight is not None:
             self.budget.observe_used_weight(used_weight)
 
