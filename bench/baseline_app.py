@@ -7,12 +7,17 @@ under exactly the server settings of production (``app/__main__.py``): uvicorn, 
 ``loop="uvloop"``, ``http="httptools"``, access log off. Whatever the guard costs beyond this
 is the price of the framework and of our own code.
 
-    python -m bench.baseline_app --port 8090 --body-bytes 260
+    python -m bench.baseline_app --port 8090 --body-bytes 260 [--busy-us 10]
+
+``--busy-us N`` makes it spin N microseconds of CPU per request before answering: a stand-in
+for per-request work, used by ``bench.run``'s calibration to show what a given amount of work
+costs in throughput on the machine at hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 import orjson
@@ -39,7 +44,7 @@ def decision_like_body(size: int) -> bytes:
     return orjson.dumps({**_TEMPLATE, "decision_id": "d" * max(0, size - bare)})
 
 
-def make_app(body: bytes) -> ASGIApp:
+def make_app(body: bytes, busy_us: float = 0) -> ASGIApp:
     start = {
         "type": "http.response.start",
         "status": 200,
@@ -49,9 +54,15 @@ def make_app(body: bytes) -> ASGIApp:
         ],
     }
     payload = {"type": "http.response.body", "body": body}
+    busy_s = busy_us / 1e6
+    clock = time.perf_counter
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if busy_s:
+                until = clock() + busy_s
+                while clock() < until:
+                    pass
             await send(start)
             await send(payload)
             return
@@ -72,10 +83,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--body-bytes", type=int, default=260)
+    parser.add_argument(
+        "--busy-us", type=float, default=0, help="CPU microseconds spent per request"
+    )
     args = parser.parse_args()
     # The same server settings as app/__main__.py.
     config = uvicorn.Config(
-        make_app(decision_like_body(args.body_bytes)),
+        make_app(decision_like_body(args.body_bytes), args.busy_us),
         host=args.host,
         port=args.port,
         loop="uvloop",

@@ -123,7 +123,9 @@ def start_guard(
 class BaselineProcess:
     """``python -m bench.baseline_app`` on a free port."""
 
-    def __init__(self, body_bytes: int, *, prefix: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self, body_bytes: int, *, prefix: Sequence[str], log_path: Path, busy_us: float = 0
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._command = [
@@ -135,6 +137,8 @@ class BaselineProcess:
             str(self.port),
             "--body-bytes",
             str(body_bytes),
+            "--busy-us",
+            str(busy_us),
         ]
         self._log_path = log_path
         self._log: IO[bytes] | None = None

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from statistics import median
 from types import FrameType
@@ -85,7 +86,9 @@ LIVE_TIMEOUT_S = 120.0
 #: py-spy samples per second (blocking mode: each sample pauses the guard briefly).
 PROFILE_RATE_HZ = 25
 #: The parts of a run, in order (``--only`` picks some).
-PARTS = ("micro", "baseline", "guards", "memory", "memory-live", "capacity")
+PARTS = ("micro", "baseline", "guards", "calibration", "memory", "memory-live", "capacity")
+#: CPU microseconds of busy work per request for the calibration part (0: the plain baseline).
+CALIBRATION_BUSY_US = (0, 5, 10, 20, 40)
 
 
 def say(message: str) -> None:
@@ -259,6 +262,8 @@ class Report:
     budget_math: list[dict[str, Any]] = field(default_factory=list)
     capacity: list[dict[str, Any]] = field(default_factory=list)
     profile: str = ""
+    #: The baseline app spending N us of CPU per request, for N in ``CALIBRATION_BUSY_US``.
+    calibration: list[tuple[float, LoadRow]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     #: Parts to run (``--only``); None = all.
     only: set[str] | None = None
@@ -322,6 +327,76 @@ def _measure(
         orders_per_request=orders_per_request,
         round=round_index,
     )
+
+
+def run_calibration(
+    body_bytes: int, script: Path, opts: Options, pinning: Pinning, tmp: Path, report: Report
+) -> None:
+    """The baseline app spending N us of CPU per request, back to back: how much throughput
+    (and how big a ratio) a given amount of work per request costs on this machine."""
+    for busy_us in CALIBRATION_BUSY_US:
+        proc = BaselineProcess(
+            body_bytes,
+            prefix=pinning.server(),
+            log_path=tmp / "calibration.log",
+            busy_us=busy_us,
+        ).start()
+        try:
+            assert proc.proc is not None
+            row = _measure(
+                f"calibration-{busy_us}",
+                f"baseline + {busy_us} us of CPU per request",
+                proc.base_url,
+                script,
+                opts,
+                pinning,
+                proc.proc.pid,
+            )
+        finally:
+            proc.stop()
+        report.calibration.append((busy_us, row))
+
+
+def equivalent_busy_us(calibration: list[tuple[float, LoadRow]], rps: float) -> float | None:
+    """The busy work per request at which the calibrated baseline serves ``rps`` (linear
+    between measured points), or None outside the measured range."""
+    points = sorted((busy, row.rps) for busy, row in calibration)
+    for (busy_a, rps_a), (busy_b, rps_b) in pairwise(points):
+        if rps_b <= rps <= rps_a and rps_a != rps_b:
+            return busy_a + (rps_a - rps) / (rps_a - rps_b) * (busy_b - busy_a)
+    return None
+
+
+def _render_calibration(report: Report) -> list[str]:
+    if not report.calibration:
+        return []
+    out = [
+        "",
+        "== Calibration: the baseline app spending N us of CPU per request (back to back) ==",
+        f"  {'busy us':>8} {'req/s':>9} {'x plain':>8} {'p99 ms':>8} {'other%':>6}",
+    ]
+    plain = report.calibration[0][1].rps
+    for busy_us, row in report.calibration:
+        out.append(
+            f"  {busy_us:>8.0f} {row.rps:>9.0f} {row.rps / plain:>8.2f} {row.p99_ms:>8.2f} "
+            f"{row.server_core_other_pct:>6.0f}"
+        )
+    target = equivalent_busy_us(report.calibration, TARGET_THROUGHPUT_RATIO * plain)
+    if target is not None:
+        out.append(
+            f"  a {TARGET_THROUGHPUT_RATIO}x throughput ratio leaves about {target:.0f} us of CPU "
+            "per request for everything beyond the bare server"
+        )
+    guard_rps = [r.get.rps for r in report.rounds]
+    if guard_rps:
+        rps = median(guard_rps)
+        busy = equivalent_busy_us(report.calibration, rps)
+        where = f"about {busy:.0f} us" if busy is not None else "outside the measured range"
+        out.append(
+            f"  the guard's GET (median {rps:,.0f} req/s) serves like the baseline + {where} per "
+            "request (its pollers' share of the core included)"
+        )
+    return out
 
 
 def _run_json(command: list[str], *, stderr_path: Path, timeout_s: float) -> dict[str, Any]:
@@ -924,6 +999,7 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
         out.extend(_render_rounds(report.rounds, summary))
     out.append("")
     out.extend(_render_ratios(report, summary))
+    out.extend(_render_calibration(report))
     out.append("")
     mic = report.micro
     if mic:
@@ -1250,6 +1326,11 @@ def main(argv: list[str] | None = None) -> int:
                 proc.stop()
 
         _step(report, "guards", guards)
+        _step(
+            report,
+            "calibration",
+            partial(run_calibration, body_bytes, get_lua, opts, pinning, tmp, report),
+        )
 
         def memory() -> None:
             report.memory = run_memory(opts, pinning, tmp)

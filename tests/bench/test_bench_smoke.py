@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import LoadRow, Round, summarise_rounds
+from bench.run import LoadRow, Round, equivalent_busy_us, summarise_rounds
 from bench.wrk import parse_output
 from tests.support.processes import REPO_ROOT
 
 #: Lines of the report that every run prints (labels, not numbers).
 EXPECTED_ROWS = (
     "== HTTP (closed loop; latency per request; in the order measured) ==",
+    "== Calibration: the baseline app spending N us of CPU per request (back to back) ==",
     "baseline bare ASGI app, fixed JSON (same requests)",
     "guard   GET /can-trade [decision_log=all]",
     "guard   POST /can-trade/batch x100 [decision_log=all]",
@@ -194,3 +195,14 @@ def test_quick_run_prints_every_table(tmp_path: Path) -> None:
     assert all(row["non_2xx"] == 0 for row in data["load"]), data["load"]
     assert {mem["accounts"] for mem in data["memory"]} == {50, 200}
     assert data["micro"]["evaluate_allowed_ns"] > 0
+    assert [busy for busy, _row in data["calibration"]] == [0, 5, 10, 20, 40]
+
+
+def test_equivalent_busy_work_is_read_off_the_calibration_curve() -> None:
+    curve = [(0.0, _row("c0", 40_000, 1, 0)), (10.0, _row("c10", 20_000, 1, 0))]
+    curve.append((20.0, _row("c20", 10_000, 1, 0)))
+    assert equivalent_busy_us(curve, 40_000) == 0
+    assert equivalent_busy_us(curve, 30_000) == 5
+    assert equivalent_busy_us(curve, 15_000) == 15
+    assert equivalent_busy_us(curve, 50_000) is None  # faster than the bare server
+    assert equivalent_busy_us(curve, 5_000) is None  # slower than the largest point
