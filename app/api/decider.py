@@ -67,6 +67,22 @@ def evaluation_key(intent: OrderIntent) -> EvaluationKey:
     )
 
 
+def _line_fields(
+    intent: OrderIntent, decision: Decision
+) -> tuple[str, str | None, str | None, bool, bool, list[str], list[str]]:
+    """A decision line's fields after its id: account, symbol, side, reduce_only, allowed,
+    reason codes, warning codes."""
+    return (
+        intent.account,
+        intent.symbol,
+        intent.side.value if intent.side else None,
+        intent.reduce_only,
+        decision.allowed,
+        [r.code.value for r in decision.reasons],
+        [w.code.value for w in decision.warnings],
+    )
+
+
 class _Rendered:
     """The constant parts of a reused evaluation's answer: the body around the decision id
     and the ages, and the middle of its decision log line."""
@@ -86,15 +102,7 @@ class _Rendered:
             {"account": intent.account, "symbol": intent.symbol, "trading_status": trading_status}
         )
         self.mid = b'",' + where[1:-1] + b',"status_age_ms":'
-        self.log = line_fragment(
-            intent.account,
-            intent.symbol,
-            intent.side.value if intent.side else None,
-            intent.reduce_only,
-            decision.allowed,
-            [r.code.value for r in decision.reasons],
-            [w.code.value for w in decision.warnings],
-        )
+        self.log = line_fragment(*_line_fields(intent, decision))
 
 
 class _Entry:
@@ -281,16 +289,7 @@ class Decider:
             if entry is not None and log.writer is not None:
                 log.record_fragment(decision_id, self._rendered(entry, intent).log)
             else:
-                log.record(
-                    decision_id,
-                    intent.account,
-                    intent.symbol,
-                    intent.side.value if intent.side else None,
-                    intent.reduce_only,
-                    decision.allowed,
-                    [r.code.value for r in decision.reasons],
-                    [w.code.value for w in decision.warnings],
-                )
+                log.record(decision_id, *_line_fields(intent, decision))
         return decision, decision_id, state, entry
 
     @staticmethod

@@ -30,23 +30,23 @@ class _Window:
     def __init__(self, limit: int) -> None:
         self.stamps: deque[float] = deque(maxlen=limit)
 
-    def is_full(self, limit: RateLimit, now_mono: float) -> bool:
-        """True when the window already holds ``max_orders`` stamps (expired ones dropped)."""
+    def _current(self, limit: RateLimit, now_mono: float) -> deque[float]:
+        """The stamps still inside the window ending now (expired ones dropped)."""
         stamps = self.stamps
         if stamps.maxlen != limit.max_orders:  # the limit changed at run time
             stamps = self.stamps = deque(stamps, maxlen=limit.max_orders)
         horizon = now_mono - limit.window_s
         while stamps and stamps[0] <= horizon:
             stamps.popleft()
-        return len(stamps) >= limit.max_orders
+        return stamps
+
+    def is_full(self, limit: RateLimit, now_mono: float) -> bool:
+        """True when the window already holds ``max_orders`` stamps."""
+        return len(self._current(limit, now_mono)) >= limit.max_orders
 
     def count(self, limit: RateLimit, now_mono: float) -> RateCount:
-        stamps = self.stamps
-        if stamps.maxlen != limit.max_orders:  # the limit changed at run time
-            stamps = self.stamps = deque(stamps, maxlen=limit.max_orders)
+        stamps = self._current(limit, now_mono)
         horizon = now_mono - limit.window_s
-        while stamps and stamps[0] <= horizon:
-            stamps.popleft()
         observed = len(stamps)
         if observed < limit.max_orders:
             return RateCount(observed)
