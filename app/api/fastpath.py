@@ -55,7 +55,8 @@ BATCH_PATH = "/can-trade/batch"
 #: ``BatchQuery`` takes 1 to 1000 orders; a body above this size goes the long way.
 MAX_BATCH_ORDERS = 1000
 MAX_BATCH_BYTES = 1 << 20
-#: Distinct plainly valid query strings kept parsed (a few hundred bytes each).
+#: Distinct plainly valid query strings (or batch orders) kept parsed (a few hundred bytes
+#: each).
 QUERY_CACHE_SIZE = 4096
 
 #: ``key=value(&key=value)*`` with unreserved characters only: what ``parse_qsl`` leaves as is.
@@ -75,6 +76,8 @@ _FIELDS = frozenset(("account", "symbol", "side", "quantity", "price", "reduce_o
 _MAX_ACCOUNT = 64
 _ZERO = Decimal(0)
 _JSON = b"application/json"
+#: A parsed order: the intent and the key of its reused evaluation.
+_Parsed = tuple[OrderIntent, EvaluationKey]
 _INTERNAL_ERROR = orjson.dumps(
     {"error": {"code": "INTERNAL_ERROR", "message": "internal error; see the guard's log"}}
 )
@@ -237,10 +240,10 @@ class FastCanTrade:
     def __init__(self, services: Services, *, cache_size: int = QUERY_CACHE_SIZE) -> None:
         self._services = services
         self._answerer = _Answerer(services, PATH, "GET")
-        self._queries: dict[bytes, tuple[OrderIntent, EvaluationKey]] = {}
+        self._queries: dict[bytes, _Parsed] = {}
         self._cache_size = cache_size
 
-    def _parsed(self, query_string: bytes) -> tuple[OrderIntent, EvaluationKey] | None:
+    def _parsed(self, query_string: bytes) -> _Parsed | None:
         parsed = self._queries.get(query_string)
         if parsed is None:
             intent = parse_order_query(query_string)
@@ -317,15 +320,11 @@ class FastBatch:
         return None
 
 
-#: A parsed order: the intent and the key of its reused evaluation.
-_Parsed = tuple[OrderIntent, EvaluationKey]
-
-
 class _OrderTable:
     """Plainly valid batch orders kept parsed, by their decoded JSON object's items.
 
-    Sound because a kept order's values are all strings but ``reduce_only`` (a JSON boolean):
-    an equal tuple of items can differ in type only where a boolean equals a number
+    Sound because a kept order's values are all strings or null but ``reduce_only`` (a JSON
+    boolean): an equal tuple of items can differ in type only where a boolean equals a number
     (``true == 1``), so a hit also checks that ``reduce_only`` is a boolean. Orders with
     lists or objects inside are not hashable and are parsed (and refused) as usual."""
 
