@@ -109,16 +109,7 @@ class _Entry:
     """A reused evaluation: valid for this state object and policy object until
     ``fresh_until`` (monotonic seconds)."""
 
-    __slots__ = (
-        "decision",
-        "fresh_until",
-        "policy",
-        "rendered",
-        "snapshot_mono",
-        "state",
-        "status_mono",
-        "trading_status",
-    )
+    __slots__ = ("decision", "fresh_until", "policy", "rendered", "snapshot", "state", "status")
 
     def __init__(
         self,
@@ -130,9 +121,9 @@ class _Entry:
         decision: Decision,
     ) -> None:
         self.state = state
-        self.status_mono = status.received_mono
-        self.snapshot_mono = snapshot.received_mono
-        self.trading_status = status.value.trading_status
+        #: ``state.status`` and ``state.snapshot``, known here to be present.
+        self.status = status
+        self.snapshot = snapshot
         self.policy = policy
         self.fresh_until = fresh_until
         self.decision = decision
@@ -256,8 +247,8 @@ class Decider:
             rendered.head,
             decision_id.encode(),
             rendered.mid,
-            _age_ms(now, entry.status_mono),
-            _age_ms(now, entry.snapshot_mono),
+            _age_ms(now, entry.status.received_mono),
+            _age_ms(now, entry.snapshot.received_mono),
         )
 
     def _decide(
@@ -296,7 +287,9 @@ class Decider:
     def _rendered(entry: _Entry, intent: OrderIntent) -> _Rendered:
         rendered = entry.rendered
         if rendered is None:
-            rendered = entry.rendered = _Rendered(intent, entry.decision, entry.trading_status)
+            rendered = entry.rendered = _Rendered(
+                intent, entry.decision, entry.status.value.trading_status
+            )
         return rendered
 
     def _evaluate(
