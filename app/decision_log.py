@@ -45,7 +45,7 @@ def _codes(codes: Sequence[str]) -> bytes:
 _second: list[tuple[int, bytes]] = [(-1, b"")]
 
 
-def _timestamp() -> bytes:
+def timestamp() -> bytes:
     """What structlog's ``TimeStamper(fmt="iso", utc=True)`` writes, e.g.
     ``2026-11-21T16:51:34.722849Z`` (always with the microseconds)."""
     ns = time.time_ns()
@@ -88,7 +88,7 @@ def line_fragment(
 
 def render_with(decision_id: str, fragment: bytes) -> bytes:
     """A whole decision line from its id and its ``line_fragment``."""
-    return b'{"decision_id": %s%s%s"}\n' % (orjson.dumps(decision_id), fragment, _timestamp())
+    return b'{"decision_id": %s%s%s"}\n' % (orjson.dumps(decision_id), fragment, timestamp())
 
 
 def render_line(
@@ -231,12 +231,20 @@ class DecisionLog:
             warnings=warnings,
         )
 
-    def record_fragment(self, decision_id: str, fragment: bytes) -> None:
-        """``record`` for a line whose ``line_fragment`` is already rendered (only with a
-        writer: the console format goes through structlog and needs ``record``)."""
-        if self.writer is None:
+    def record_fragment(
+        self, decision_id: bytes, fragment: bytes, stamp: bytes | None = None
+    ) -> None:
+        """``record`` for a line whose ``line_fragment`` is already rendered, at ``stamp`` (a
+        ``timestamp()``; None: now). The id must be JSON text as it is (ASCII letters, digits
+        and dashes, as the decider's ids are). Only with a writer: the console format goes
+        through structlog and needs ``record``."""
+        writer = self.writer
+        if writer is None:
             raise RuntimeError("record_fragment needs the batched writer; use record")
-        self.writer.write(render_with(decision_id, fragment))
+        writer.write(
+            b'{"decision_id": "%s"%s%s"}\n'
+            % (decision_id, fragment, timestamp() if stamp is None else stamp)
+        )
 
     def close(self) -> None:
         if self.writer is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from app.decision_log import DecisionLog, line_fragment
+from app.decision_log import DecisionLog, line_fragment, timestamp
 from app.domain import (
     AccountSnapshot,
     AccountState,
@@ -52,19 +52,38 @@ def reason_dict(reason: Reason) -> dict[str, Any]:
     }
 
 
-#: An intent, and its amounts as written (equal Decimals may print differently).
-EvaluationKey = tuple[OrderIntent, str | None, str | None]
+class EvaluationKey:
+    """What a reused evaluation is looked up by: an intent, and its amounts as written (equal
+    Decimals may print differently).
+
+    Its hash is computed once: hashing an intent hashes its Decimals, which cost more than
+    the rest of a lookup. A caller that sees the same intent again (the fast path's tables)
+    keeps the key, and a lookup then finds it by identity."""
+
+    __slots__ = ("_hash", "_parts")
+
+    def __init__(self, intent: OrderIntent) -> None:
+        quantity, price = intent.quantity, intent.price
+        self._parts = (
+            intent,
+            None if quantity is None else str(quantity),
+            None if price is None else str(price),
+        )
+        self._hash = hash(self._parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is EvaluationKey and self._parts == other._parts
+
+    def __repr__(self) -> str:
+        return f"EvaluationKey{self._parts!r}"
 
 
 def evaluation_key(intent: OrderIntent) -> EvaluationKey:
-    """What a reused evaluation is looked up by (a caller that sees the same intent again,
-    such as the fast path's query cache, computes it once)."""
-    quantity, price = intent.quantity, intent.price
-    return (
-        intent,
-        None if quantity is None else str(quantity),
-        None if price is None else str(price),
-    )
+    """The key of ``intent``'s reused evaluation (compute it once for an intent seen again)."""
+    return EvaluationKey(intent)
 
 
 def _line_fields(
@@ -156,8 +175,9 @@ class Decider:
             decision_log if isinstance(decision_log, DecisionLog) else DecisionLog(decision_log)
         )
         self._clock = clock
-        # Decision ids: a random per-process prefix and a counter; unique and cheap.
-        self._id_prefix = os.urandom(6).hex()
+        # Decision ids: a random per-process prefix and a counter; unique and cheap. They are
+        # made as ASCII bytes (hex digits and a dash: JSON text as they are).
+        self._id_prefix = os.urandom(6).hex().encode() + b"-"
         self._ids = count(1)
         #: Rule evaluations by intent (see ``_evaluate``); cleared when ``cache_size`` is hit.
         self._cache_size = cache_size
@@ -197,9 +217,9 @@ class Decider:
         configured. ``key`` is ``evaluation_key(intent)`` when the caller has it already."""
         now = self._clock()
         started = time.perf_counter()
-        decision, decision_id, state, _entry = self._decide(intent, key, now)
+        decision, decision_id, state, _entry = self._decide(intent, key, now, None)
         self._decision_seconds.observe(time.perf_counter() - started)
-        return _body(intent, decision, decision_id, state, now)
+        return _body(intent, decision, decision_id.decode(), state, now)
 
     def decide_json(self, intent: OrderIntent, key: EvaluationKey | None = None) -> bytes:
         """``decide``, rendered as JSON (exactly ``orjson.dumps(decide(intent))``).
@@ -208,7 +228,7 @@ class Decider:
         operation around the decision id and the two ages."""
         now = self._clock()
         started = time.perf_counter()
-        decided = self._decide(intent, key, now)
+        decided = self._decide(intent, key, now, None)
         self._decision_seconds.observe(time.perf_counter() - started)
         return self._json(intent, now, *decided)
 
@@ -216,16 +236,17 @@ class Decider:
         self, intents: Sequence[tuple[OrderIntent, EvaluationKey | None]]
     ) -> list[bytes]:
         """``decide_json`` for each intent, in order, all at one reading of the clock (as one
-        request, they are decided at one instant). Raises ``UnknownAccount`` before deciding
-        anything if an account is not configured. The decision-time histogram gets each
-        intent's share of the whole."""
+        request, they are decided at one instant, and their log lines carry one timestamp).
+        Raises ``UnknownAccount`` before deciding anything if an account is not configured.
+        The decision-time histogram gets each intent's share of the whole."""
         for intent, _key in intents:
             if self._store.get(intent.account) is None:
                 raise UnknownAccount(intent.account)
         now = self._clock()
         started = time.perf_counter()
+        stamp = timestamp()
         decide, render = self._decide, self._json
-        bodies = [render(intent, now, *decide(intent, key, now)) for intent, key in intents]
+        bodies = [render(intent, now, *decide(intent, key, now, stamp)) for intent, key in intents]
         if intents:
             share = (time.perf_counter() - started) / len(intents)
             self._decision_seconds.observe_many(share, len(intents))
@@ -236,27 +257,30 @@ class Decider:
         intent: OrderIntent,
         now: Instant,
         decision: Decision,
-        decision_id: str,
+        decision_id: bytes,
         state: AccountState,
         entry: _Entry | None,
     ) -> bytes:
         if entry is None:
-            return orjson.dumps(_body(intent, decision, decision_id, state, now))
+            return orjson.dumps(_body(intent, decision, decision_id.decode(), state, now))
         rendered = self._rendered(entry, intent)
+        mono = now.mono
+        status_age = int((mono - entry.status.received_mono) * 1000)
+        snapshot_age = int((mono - entry.snapshot.received_mono) * 1000)
         return b'%s%s%s%d,"snapshot_age_ms":%d}' % (
             rendered.head,
-            decision_id.encode(),
+            decision_id,
             rendered.mid,
-            _age_ms(now, entry.status.received_mono),
-            _age_ms(now, entry.snapshot.received_mono),
+            status_age if status_age > 0 else 0,  # as _age_ms
+            snapshot_age if snapshot_age > 0 else 0,
         )
 
     def _decide(
-        self, intent: OrderIntent, key: EvaluationKey | None, now: Instant
-    ) -> tuple[Decision, str, AccountState, _Entry | None]:
+        self, intent: OrderIntent, key: EvaluationKey | None, now: Instant, stamp: bytes | None
+    ) -> tuple[Decision, bytes, AccountState, _Entry | None]:
         """The decision at ``now``, its id, the state it was made on, and the reused
         evaluation when the decision is exactly that (no order-rate reason added); counted
-        and logged."""
+        and logged (``stamp``: the log line's timestamp, None for the time now)."""
         state = self._store.get(intent.account)
         if state is None:
             raise UnknownAccount(intent.account)
@@ -273,14 +297,17 @@ class Decider:
             # No await between the check and the record: concurrent requests cannot share a
             # slot.
             rates.record(intent.account, intent.symbol, policy, now.mono)
-        decision_id = f"{self._id_prefix}-{next(self._ids):x}"
-        self._count(decision)
+        decision_id = b"%s%x" % (self._id_prefix, next(self._ids))
+        if decision.allowed and not decision.warnings:
+            self._allowed.inc()  # the common case of _count
+        else:
+            self._count(decision)
         log = self.decision_log
         if log.wants(decision.allowed):
             if entry is not None and log.writer is not None:
-                log.record_fragment(decision_id, self._rendered(entry, intent).log)
+                log.record_fragment(decision_id, self._rendered(entry, intent).log, stamp)
             else:
-                log.record(decision_id, *_line_fields(intent, decision))
+                log.record(decision_id.decode(), *_line_fields(intent, decision))
         return decision, decision_id, state, entry
 
     @staticmethod
@@ -341,7 +368,7 @@ class Decider:
             if len(cache) >= self._cache_size:
                 cache.clear()
             entry = cache[key] = _Entry(state, status, snapshot, policy, fresh_until, base)
-        extra = order_rate_reasons(intent, policy, rate)
+        extra = order_rate_reasons(intent, policy, rate) if rate is not None else ()
         if not extra:
             return entry.decision, entry
         base = entry.decision

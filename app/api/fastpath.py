@@ -213,9 +213,11 @@ class _Answerer:
         self._seconds = metrics.http_seconds.labels(path, method)
         self._fast = metrics.http_fast_path
 
-    async def answer(self, send: Send, started: float, produce: Callable[[], bytes]) -> None:
+    async def answer(
+        self, send: Send, started: float, produce: Callable[..., bytes], *args: Any
+    ) -> None:
         try:
-            body = produce()
+            body = produce(*args)
         except Exception as exc:  # as the FastAPI app's last-resort handler answers
             log.error("unhandled error", path=self._path, error_type=type(exc).__name__)
             body, status = _INTERNAL_ERROR, 500
@@ -271,8 +273,7 @@ class FastCanTrade:
             or services.store.get(intent.account) is None
         ):
             return False
-        decide_json = services.decider.decide_json
-        await self._answerer.answer(send, started, lambda: decide_json(intent, key))
+        await self._answerer.answer(send, started, services.decider.decide_json, intent, key)
         return True
 
 
@@ -390,7 +391,7 @@ async def _send_json(send: Send, status: int, body: bytes) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON)],
+            "headers": [(b"content-length", b"%d" % len(body)), (b"content-type", _JSON)],
         }
     )
     await send({"type": "http.response.body", "body": body})
