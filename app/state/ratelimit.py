@@ -42,6 +42,9 @@ class _Window:
 
     def is_full(self, limit: RateLimit, now_mono: float) -> bool:
         """True when the window already holds ``max_orders`` stamps."""
+        stamps = self.stamps
+        if len(stamps) < limit.max_orders and stamps.maxlen == limit.max_orders:
+            return False  # fewer stamps than the limit even counting expired ones
         return len(self._current(limit, now_mono)) >= limit.max_orders
 
     def count(self, limit: RateLimit, now_mono: float) -> RateCount:

@@ -97,3 +97,19 @@ def test_blocking_gives_the_counts_only_when_a_window_is_full() -> None:
         )
     assert counter.blocking("a", "BTCUSDT", policy, 2.5) is None  # the stamps aged out
     assert counter.blocking("a", "BTCUSDT", Policy(), 1.3) is None  # no limit at all
+
+
+def test_a_limit_raised_at_run_time_lets_the_window_fill_to_the_new_limit() -> None:
+    # As the decider uses the counter: check (blocking), then record what was allowed.
+    counter = OrderRateCounter()
+    looser = Policy(order_rate=RateLimit(max_orders=10, window_s=1.0))
+    admitted = {}
+    for policy, name in ((THREE_PER_SECOND, "three"), (looser, "ten")):
+        admitted[name] = 0
+        for i in range(12):
+            now = 1.0 + i / 100
+            if counter.blocking("a", None, policy, now) is None:
+                counter.record("a", None, policy, now)
+                admitted[name] += 1
+    assert admitted == {"three": 3, "ten": 7}  # ten in the window in all
+    assert counter.blocking("a", None, looser, 1.2) == OrderRate(RateCount(10, 800))
