@@ -224,7 +224,16 @@ class _Answerer:
         else:
             status = 200
         try:
-            await _send_json(send, status, body)
+            # The two messages of a JSON answer, sent from here: one coroutine frame less
+            # per request.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-length", b"%d" % len(body)), (b"content-type", _JSON)],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
         finally:
             (self._ok if status == 200 else self._failed).inc()
             self._seconds.observe(time.perf_counter() - started)
@@ -384,17 +393,6 @@ def _replay(received: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-length", b"%d" % len(body)), (b"content-type", _JSON)],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class GuardApp(FastAPI):
