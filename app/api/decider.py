@@ -304,10 +304,15 @@ class Decider:
             self._count(decision)
         log = self.decision_log
         if log.wants(decision.allowed):
-            if entry is not None and log.writer is not None:
-                log.record_fragment(decision_id, self._rendered(entry, intent).log, stamp)
-            else:
+            if log.writer is None:  # the console format: through structlog
                 log.record(decision_id.decode(), *_line_fields(intent, decision))
+            else:
+                fragment = (
+                    self._rendered(entry, intent).log
+                    if entry is not None
+                    else line_fragment(*_line_fields(intent, decision))
+                )
+                log.record_fragment(decision_id, fragment, stamp)
         return decision, decision_id, state, entry
 
     @staticmethod

@@ -232,6 +232,12 @@ def test_a_batch_answers_as_single_calls_at_one_instant() -> None:
     for raw, answer, single in zip(batch, answers, singles, strict=True):
         assert raw == orjson.dumps({**single, "decision_id": answer["decision_id"]})
     assert len({a["decision_id"] for a in answers}) == len(intents)
+    twins[0].writer.flush()
+    raw_lines = b"".join(twins[0].chunks).splitlines()
+    # Decided at one instant, logged with one timestamp: reused evaluations and the last
+    # order (its rate reason makes it a fresh decision) alike.
+    assert len(raw_lines) == len(intents)
+    assert len({json.loads(line)["timestamp"] for line in raw_lines}) == 1
     assert twins[0].lines() == twins[2].lines()
     registry = twins[0].decider._metrics.registry
     assert registry.get_sample_value("pretrade_guard_decision_duration_seconds_count") == 6
