@@ -86,9 +86,13 @@ def line_fragment(
     )
 
 
+#: A whole line: the id as JSON string content, the ``line_fragment``, the ``timestamp()``.
+_LINE = b'{"decision_id": "%s"%s%s"}\n'
+
+
 def render_with(decision_id: str, fragment: bytes) -> bytes:
     """A whole decision line from its id and its ``line_fragment``."""
-    return b'{"decision_id": %s%s%s"}\n' % (orjson.dumps(decision_id), fragment, timestamp())
+    return _LINE % (orjson.dumps(decision_id)[1:-1], fragment, timestamp())
 
 
 def render_line(
@@ -241,10 +245,7 @@ class DecisionLog:
         writer = self.writer
         if writer is None:
             raise RuntimeError("record_fragment needs the batched writer; use record")
-        writer.write(
-            b'{"decision_id": "%s"%s%s"}\n'
-            % (decision_id, fragment, timestamp() if stamp is None else stamp)
-        )
+        writer.write(_LINE % (decision_id, fragment, timestamp() if stamp is None else stamp))
 
     def close(self) -> None:
         if self.writer is not None:
