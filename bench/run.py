@@ -14,8 +14,9 @@ In one run, on loopback only, each load loop bounded in time:
    ``decision_log: all``), in ``--rounds`` interleaved rounds: wrk on the baseline, then on
    the guard's ``GET /can-trade`` (realistic orders over every account, bearer token), then
    on ``POST /can-trade/batch`` with 100 orders. Each round gives its own ratios; the report
-   uses their medians. Then the guard with ``decision_log: denied`` once (labelled: not the
-   production setting). With ``--only baseline`` (without ``guards``): the baseline alone;
+   uses their medians. Then, once each (labelled: not the production setting), the guard
+   with ``decision_log: denied`` and the guard polling every account every 30 s (what logging
+   and polling cost). With ``--only baseline`` (without ``guards``): the baseline alone;
 3. resident memory for 1,000 and 10,000 accounts of realistic state (``bench.memory``);
    with ``--memory-live N`` also of a live guard polling N accounts;
 4. capacity: the budget math for both exchanges, and phases against the simulator (200
@@ -112,6 +113,8 @@ class Options:
     capacity_observe_s: float
     quick: bool
     rounds: int
+    #: Poll interval of the slow-poll variant (shows the pollers' share of the guard's core).
+    slow_poll_s: float = 30.0
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -130,6 +133,7 @@ def options_from(args: argparse.Namespace) -> Options:
             capacity_observe_s=1.5,
             quick=True,
             rounds=1 if args.rounds is None else args.rounds,
+            slow_poll_s=3.0,
         )
     return Options(
         duration_s=args.duration or 10,
@@ -481,13 +485,42 @@ def _check_guard(guard: GuardProcess, accounts: int) -> int:
     return len(single.content)
 
 
-def _guard_tag(decision_log: str) -> str:
-    production = decision_log == "all"
-    return f"decision_log={decision_log}" + ("" if production else ", NOT production")
+@dataclass(frozen=True, slots=True)
+class GuardVariant:
+    """A setting of the guard measured under load: production, or one thing changed to show
+    what it costs (labelled NOT production)."""
+
+    #: Suffix of the rows' keys ("" for production: ``guard-get``, ``guard-batch``).
+    suffix: str
+    #: What the rows' labels say in brackets.
+    tag: str
+    decision_log: str = "all"
+    #: Poll intervals and the policy's max ages (None: the defaults).
+    poll: dict[str, float] | None = None
+    policy: dict[str, float] | None = None
+
+
+PRODUCTION = GuardVariant("", "decision_log=all")
+#: The decision log's share: only denied decisions are logged (the GET and batch orders are
+#: allowed, so nothing is).
+LOG_DENIED = GuardVariant(
+    "-log-denied", "decision_log=denied, NOT production", decision_log="denied"
+)
+
+
+def slow_poll_variant(interval_s: float) -> GuardVariant:
+    """The pollers' share: every account polled every ``interval_s`` (status and snapshot)
+    instead of every 2 s / 5 s, max ages 10x that so nothing goes stale."""
+    return GuardVariant(
+        "-slow-poll",
+        f"polls every {interval_s:g} s, NOT production",
+        poll={"status_interval_s": interval_s, "snapshot_interval_s": interval_s},
+        policy={"max_status_age_s": 10 * interval_s, "max_snapshot_age_s": 10 * interval_s},
+    )
 
 
 def _start_checked_guard(
-    decision_log: str,
+    variant: GuardVariant,
     sim: PinnedSimulator,
     opts: Options,
     pinning: Pinning,
@@ -496,17 +529,21 @@ def _start_checked_guard(
 ) -> GuardProcess:
     """The guard with ``opts.accounts`` accounts, ready (every account fresh) and answering a
     real GET and batch as expected."""
-    say(f"guard with {opts.accounts} accounts ({_guard_tag(decision_log)}): starting")
+    say(f"guard with {opts.accounts} accounts ({variant.tag}): starting")
     config = scenario.guard_config(
         opts.accounts,
         port=free_port(),
         sim_url=sim.base_url,
-        data_dir=tmp / f"data-{decision_log}",
-        decision_log=decision_log,
+        data_dir=tmp / f"data{variant.suffix}",
+        decision_log=variant.decision_log,
+        poll=variant.poll,
+        policy=variant.policy,
     )
-    guard = start_guard(config, tmp, prefix=pinning.server())
+    # The first polls are spread over one status interval: wait for them all.
+    status_interval = (variant.poll or {}).get("status_interval_s", 0.0)
+    guard = start_guard(config, tmp, prefix=pinning.server(), ready_timeout_s=60 + status_interval)
     try:
-        report.body_bytes[f"guard[{decision_log}]"] = _check_guard(guard, opts.accounts)
+        report.body_bytes[f"guard[{variant.tag}]"] = _check_guard(guard, opts.accounts)
     except BaseException:
         guard.stop()
         raise
@@ -515,7 +552,7 @@ def _start_checked_guard(
 
 def _measure_guard(
     guard: GuardProcess,
-    decision_log: str,
+    variant: GuardVariant,
     opts: Options,
     pinning: Pinning,
     get_lua: Path,
@@ -526,8 +563,7 @@ def _measure_guard(
     """wrk on the guard's ``GET /can-trade``, then on its batch endpoint."""
     assert guard.proc is not None
     pid = guard.proc.pid
-    tag = _guard_tag(decision_log)
-    suffix = "" if decision_log == "all" else "-log-denied"
+    tag, suffix = variant.tag, variant.suffix
     get = _measure(
         f"guard-get{suffix}",
         f"guard   GET /can-trade [{tag}]",
@@ -584,10 +620,10 @@ def run_rounds(
             round_index=index,
         )
         report.load.append(base)
-        guard = _start_checked_guard("all", sim, opts, pinning, tmp, report)
+        guard = _start_checked_guard(PRODUCTION, sim, opts, pinning, tmp, report)
         try:
             get, batch = _measure_guard(
-                guard, "all", opts, pinning, get_lua, batch_lua, round_index=index
+                guard, PRODUCTION, opts, pinning, get_lua, batch_lua, round_index=index
             )
             report.load.extend((get, batch))
             done = Round.of(index, base, get, batch)
@@ -619,7 +655,7 @@ def _profile_into(
 
 
 def run_guard_once(
-    decision_log: str,
+    variant: GuardVariant,
     sim: PinnedSimulator,
     opts: Options,
     pinning: Pinning,
@@ -628,10 +664,10 @@ def run_guard_once(
     get_lua: Path,
     batch_lua: Path,
 ) -> None:
-    """One measurement of GET and batch (the non-production ``decision_log`` setting)."""
-    guard = _start_checked_guard(decision_log, sim, opts, pinning, tmp, report)
+    """One measurement of GET and batch (a non-production variant)."""
+    guard = _start_checked_guard(variant, sim, opts, pinning, tmp, report)
     try:
-        report.load.extend(_measure_guard(guard, decision_log, opts, pinning, get_lua, batch_lua))
+        report.load.extend(_measure_guard(guard, variant, opts, pinning, get_lua, batch_lua))
     finally:
         guard.stop()
 
@@ -873,7 +909,7 @@ def _render_rounds(rounds: list[Round], summary: dict[str, Any]) -> list[str]:
     return out
 
 
-def _render_ratios(report: Report, summary: dict[str, Any]) -> list[str]:
+def _render_ratios(report: Report, summary: dict[str, Any], opts: Options) -> list[str]:
     rounds = len(report.rounds)
     out = [
         f"== Ratios (production settings; median of {rounds} interleaved round(s), "
@@ -908,38 +944,44 @@ def _render_ratios(report: Report, summary: dict[str, Any]) -> list[str]:
             )
     else:
         out.append("  no complete round: no ratios")
-    quiet = report.row("guard-get-log-denied")
-    quiet_batch = report.row("guard-batch-log-denied")
-    if summary and quiet:
-        base_rps = summary["baseline_rps"]["median"]
-        base_p99 = summary["baseline_p99_ms"]["median"]
-        tput = _ratio(quiet.rps, base_rps)
-        p99 = _ratio(quiet.p99_ms, base_p99)
-        out.append(
-            "  [decision_log=denied, NOT production: one measurement, against the median "
-            "baseline of the rounds]"
-        )
+    if summary:
+        for variant in (LOG_DENIED, slow_poll_variant(opts.slow_poll_s)):
+            out.extend(_render_variant_ratios(report, summary, variant))
+    return out
+
+
+def _render_variant_ratios(
+    report: Report, summary: dict[str, Any], variant: GuardVariant
+) -> list[str]:
+    """A non-production variant's ratios: one measurement, against the rounds' median
+    baseline and its own GET."""
+    get = report.row(f"guard-get{variant.suffix}")
+    batch = report.row(f"guard-batch{variant.suffix}")
+    if get is None:
+        return []
+    name = variant.tag.removesuffix(", NOT production")
+    tput = _ratio(get.rps, summary["baseline_rps"]["median"])
+    p99 = _ratio(get.p99_ms, summary["baseline_p99_ms"]["median"])
+    out = [
+        f"  [{variant.tag}: one measurement, against the median baseline of the rounds]",
+        _ratio_line(
+            f"[{name}] GET throughput guard/baseline",
+            tput,
+            f">= {TARGET_THROUGHPUT_RATIO:g}x",
+            tput >= TARGET_THROUGHPUT_RATIO,
+        ),
+        _ratio_line(
+            f"[{name}] GET p99 guard/baseline",
+            p99,
+            f"<= {TARGET_P99_RATIO:g}x",
+            p99 <= TARGET_P99_RATIO,
+        ),
+    ]
+    if batch is not None:
+        gain = _ratio(batch.orders_per_s, get.orders_per_s)
         out.append(
             _ratio_line(
-                "[decision_log=denied] GET throughput guard/baseline",
-                tput,
-                f">= {TARGET_THROUGHPUT_RATIO:g}x",
-                tput >= TARGET_THROUGHPUT_RATIO,
-            )
-        )
-        out.append(
-            _ratio_line(
-                "[decision_log=denied] GET p99 guard/baseline",
-                p99,
-                f"<= {TARGET_P99_RATIO:g}x",
-                p99 <= TARGET_P99_RATIO,
-            )
-        )
-    if quiet and quiet_batch:
-        gain = _ratio(quiet_batch.orders_per_s, quiet.orders_per_s)
-        out.append(
-            _ratio_line(
-                "[decision_log=denied] batch vs single orders/s",
+                f"[{name}] batch vs single orders/s",
                 gain,
                 f">= {TARGET_BATCH_GAIN:g}x",
                 gain >= TARGET_BATCH_GAIN,
@@ -998,7 +1040,7 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
         out.append("")
         out.extend(_render_rounds(report.rounds, summary))
     out.append("")
-    out.extend(_render_ratios(report, summary))
+    out.extend(_render_ratios(report, summary, opts))
     out.extend(_render_calibration(report))
     out.append("")
     mic = report.micro
@@ -1307,21 +1349,25 @@ def main(argv: list[str] | None = None) -> int:
                             args.profile_dir,
                         ),
                     )
-                    _step(
-                        report,
-                        "guards[denied]",
-                        partial(
-                            run_guard_once,
-                            "denied",
-                            sim,
-                            opts,
-                            pinning,
-                            tmp,
+                    for name, variant in (
+                        ("denied", LOG_DENIED),
+                        ("slow-poll", slow_poll_variant(opts.slow_poll_s)),
+                    ):
+                        _step(
                             report,
-                            get_lua,
-                            batch_lua,
-                        ),
-                    )
+                            f"guards[{name}]",
+                            partial(
+                                run_guard_once,
+                                variant,
+                                sim,
+                                opts,
+                                pinning,
+                                tmp,
+                                report,
+                                get_lua,
+                                batch_lua,
+                            ),
+                        )
             finally:
                 proc.stop()
 

@@ -29,6 +29,11 @@ EXPECTED_ROWS = (
     "guard   POST /can-trade/batch x100 [decision_log=all]",
     "guard   GET /can-trade [decision_log=denied, NOT production]",
     "guard   POST /can-trade/batch x100 [decision_log=denied, NOT production]",
+    "guard   GET /can-trade [polls every 3 s, NOT production]",
+    "guard   POST /can-trade/batch x100 [polls every 3 s, NOT production]",
+    "[decision_log=denied] GET throughput guard/baseline",
+    "[polls every 3 s] GET throughput guard/baseline",
+    "[polls every 3 s] batch vs single orders/s",
     "== Interleaved rounds (production guard, decision_log=all)",
     "min-max over 1 round(s)",
     "== Ratios (production settings; median of 1 interleaved round(s)",
@@ -59,6 +64,8 @@ LOAD_KEYS = {
     "guard-batch",
     "guard-get-log-denied",
     "guard-batch-log-denied",
+    "guard-get-slow-poll",
+    "guard-batch-slow-poll",
 }
 
 WRK_REPORT = """Running 2s test @ http://127.0.0.1:8080
@@ -189,7 +196,7 @@ def test_quick_run_prints_every_table(tmp_path: Path) -> None:
     data = json.loads(report.read_text(encoding="utf-8"))
     assert {row["key"] for row in data["load"]} == LOAD_KEYS
     assert [r["index"] for r in data["rounds"]] == [1]
-    assert [row["round"] for row in data["load"]] == [1, 1, 1, 0, 0]
+    assert [row["round"] for row in data["load"]] == [1, 1, 1, 0, 0, 0, 0]
     assert data["ratio_summary"]["rounds"] == 1
     assert data["micro"]["decision_log_dropped_lines"] == 0
     assert all(row["non_2xx"] == 0 for row in data["load"]), data["load"]
