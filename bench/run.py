@@ -17,15 +17,18 @@ In one run, on loopback only, each load loop bounded in time:
    uses their medians. Then, once each (labelled: not the production setting), the guard
    with ``decision_log: denied`` and the guard polling every account every 30 s (what logging
    and polling cost). With ``--only baseline`` (without ``guards``): the baseline alone;
-3. resident memory for 1,000 and 10,000 accounts of realistic state (``bench.memory``);
+3. latency at paced loads far below saturation (``PACED_LOADS``: wrk's ``delay()`` makes each
+   connection wait before each request): p50, p90, p99 of the baseline, then of the
+   production guard, and what the guard adds: what a bot waits for one call;
+4. resident memory for 1,000 and 10,000 accounts of realistic state (``bench.memory``);
    with ``--memory-live N`` also of a live guard polling N accounts;
-4. capacity: the budget math for both exchanges, and phases against the simulator (200
+5. capacity: the budget math for both exchanges, and phases against the simulator (200
    generic-v2 accounts at the production and at a squeezed per-key budget; Binance USD-M
    accounts under and over the shared per-IP budget); the live RSS of the 200-account guard.
 
 Then it prints the tables: requests/s, p50, p99, the rounds, the guard/baseline ratios
-(medians over the rounds) against the issue's targets, decision ns/op, memory, capacity (and
-the py-spy summary with ``--profile-dir``).
+(medians over the rounds) against the issue's targets, the paced latencies, the calibration,
+decision ns/op, memory, capacity (and the py-spy summary with ``--profile-dir``).
 A part that fails is listed at the end and makes the exit status 1; the rest still runs.
 """
 
@@ -69,7 +72,15 @@ from bench.procs import (
     start_guard,
     wait_idle,
 )
-from bench.wrk import WrkMissing, WrkResult, find_wrk, get_script, post_script, run_wrk
+from bench.wrk import (
+    WrkMissing,
+    WrkResult,
+    find_wrk,
+    get_script,
+    paced_script,
+    post_script,
+    run_wrk,
+)
 
 BATCH_SIZE = 100
 TARGET_THROUGHPUT_RATIO = 0.6
@@ -87,7 +98,20 @@ LIVE_TIMEOUT_S = 120.0
 #: py-spy samples per second (blocking mode: each sample pauses the guard briefly).
 PROFILE_RATE_HZ = 25
 #: The parts of a run, in order (``--only`` picks some).
-PARTS = ("micro", "baseline", "guards", "calibration", "memory", "memory-live", "capacity")
+PARTS = (
+    "micro",
+    "baseline",
+    "guards",
+    "latency",
+    "calibration",
+    "memory",
+    "memory-live",
+    "capacity",
+)
+#: The latency part's paced loads: (connections, ms each connection waits before each request).
+#: About 900, 3,200 and 6,000 req/s here: far below what either server takes (~49k / ~19k).
+#: ``--quick`` uses the first two.
+PACED_LOADS = ((4, 4), (8, 2), (16, 2))
 #: CPU microseconds of busy work per request for the calibration part (0: the plain baseline).
 CALIBRATION_BUSY_US = (0, 5, 10, 20, 40)
 
@@ -254,6 +278,23 @@ def summarise_rounds(rounds: list[Round]) -> dict[str, Any]:
 
 
 @dataclass
+class PacedRow:
+    """One server under one paced load (the latency part)."""
+
+    #: "baseline" or "guard".
+    server: str
+    connections: int
+    #: What each connection waits before each request (wrk's ``delay()``).
+    delay_ms: int
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    errors: int
+    server_cpu_pct: float
+
+
+@dataclass
 class Report:
     machine: dict[str, Any] = field(default_factory=dict)
     load: list[LoadRow] = field(default_factory=list)
@@ -268,6 +309,8 @@ class Report:
     profile: str = ""
     #: The baseline app spending N us of CPU per request, for N in ``CALIBRATION_BUSY_US``.
     calibration: list[tuple[float, LoadRow]] = field(default_factory=list)
+    #: The latency part: the baseline at each paced load, then the production guard.
+    paced: list[PacedRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     #: Parts to run (``--only``); None = all.
     only: set[str] | None = None
@@ -369,6 +412,53 @@ def equivalent_busy_us(calibration: list[tuple[float, LoadRow]], rps: float) -> 
         if rps_b <= rps <= rps_a and rps_a != rps_b:
             return busy_a + (rps_a - rps) / (rps_a - rps_b) * (busy_b - busy_a)
     return None
+
+
+def _render_latency(report: Report) -> list[str]:
+    if not report.paced:
+        return []
+    out = [
+        "",
+        "== Latency at paced loads, far below saturation (GET /can-trade; what a bot waits for "
+        "one call) ==",
+        f"  {'load':<36} {'server':<10} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} "
+        f"{'p99 ms':>7} {'srv cpu%':>8} {'errors':>6}",
+    ]
+    loads = list(dict.fromkeys((r.connections, r.delay_ms) for r in report.paced))
+    for connections, delay_ms in loads:
+        rows = {
+            r.server: r
+            for r in report.paced
+            if (r.connections, r.delay_ms) == (connections, delay_ms)
+        }
+        load = f"{connections} connections, {delay_ms} ms apart"
+        for server in ("baseline", "guard"):
+            row = rows.get(server)
+            if row is None:
+                continue
+            out.append(
+                f"  {load:<36} {server:<10} {row.rps:>7.0f} {row.p50_ms:>7.3f} "
+                f"{row.p90_ms:>7.3f} {row.p99_ms:>7.3f} {row.server_cpu_pct:>8.0f} "
+                f"{row.errors:>6}"
+            )
+            load = ""
+        base, guard = rows.get("baseline"), rows.get("guard")
+        if base is not None and guard is not None:
+            added = ", ".join(
+                f"{name} {1000 * (getattr(guard, attr) - getattr(base, attr)):+.0f} us"
+                for name, attr in (("p50", "p50_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"))
+            )
+            out.append(
+                f"  {'':<36} {'guard adds':<10} {added} "
+                f"(p99 {_ratio(guard.p99_ms, base.p99_ms):.1f}x the baseline's)"
+            )
+    out.append(
+        "  wrk 4 has no fixed-rate mode: each connection waits the delay (Lua delay(), whole ms) "
+        "before each request, so the rate is about connections / (delay + latency) and differs a "
+        "little between the servers; a slow answer also delays the next request on its "
+        "connection, so the tail is somewhat understated (coordinated omission)"
+    )
+    return out
 
 
 def _render_calibration(report: Report) -> list[str]:
@@ -670,6 +760,83 @@ def run_guard_once(
         report.load.extend(_measure_guard(guard, variant, opts, pinning, get_lua, batch_lua))
     finally:
         guard.stop()
+
+
+def _measure_paced(
+    server: str,
+    url: str,
+    script: Path,
+    load: tuple[int, int],
+    opts: Options,
+    pinning: Pinning,
+    server_pid: int,
+) -> PacedRow:
+    connections, delay_ms = load
+    common: dict[str, Any] = {
+        "script": script,
+        "connections": connections,
+        "threads": min(opts.threads, connections),
+        "cpu_prefix": pinning.load(),
+    }
+    label = f"{server}: {connections} connections, {delay_ms} ms apart"
+    if opts.warmup_s:
+        say(f"{label}: warm-up {opts.warmup_s} s")
+        run_wrk(url, duration_s=opts.warmup_s, **common)
+    say(f"{label}: measuring {opts.duration_s} s")
+    cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
+    result = run_wrk(url, duration_s=opts.duration_s, **common)
+    cpu_pct = 100 * (cpu_seconds(server_pid) - cpu0) / (time.monotonic() - t0)
+    errors = result.non_2xx + result.socket_errors
+    if errors:
+        say(f"WARNING {label}: {result.non_2xx} non-2xx, {result.socket_errors} socket errors")
+    return PacedRow(
+        server=server,
+        connections=connections,
+        delay_ms=delay_ms,
+        rps=result.rps,
+        p50_ms=result.p50_ms,
+        p90_ms=result.latency_ms[90],
+        p99_ms=result.p99_ms,
+        errors=errors,
+        server_cpu_pct=cpu_pct,
+    )
+
+
+def run_latency(
+    start_baseline: Callable[[], BaselineProcess],
+    get_text: str,
+    opts: Options,
+    pinning: Pinning,
+    tmp: Path,
+    report: Report,
+) -> None:
+    """``GET /can-trade`` latency at paced loads far below saturation: what a bot waits for
+    one call when the guard is not the bottleneck (the closed-loop rounds measure capacity,
+    where latency is mostly queueing). The baseline at every load first (idle, it costs the
+    guard nothing), then the production guard with its pollers."""
+    loads = PACED_LOADS[:2] if opts.quick else PACED_LOADS
+    scripts = {}
+    for connections, delay_ms in loads:
+        path = tmp / f"paced-{connections}x{delay_ms}ms.lua"
+        path.write_text(paced_script(get_text, delay_ms), encoding="utf-8")
+        scripts[connections, delay_ms] = path
+
+    def measure_each_load(server: str, proc: BaselineProcess | GuardProcess) -> None:
+        """Every paced load on ``proc`` (already started), then stop it."""
+        try:
+            assert proc.proc is not None
+            for load, path in scripts.items():
+                report.paced.append(
+                    _measure_paced(server, proc.base_url, path, load, opts, pinning, proc.proc.pid)
+                )
+        finally:
+            proc.stop()
+
+    measure_each_load("baseline", start_baseline())
+    with simulator(opts.accounts, pinning, tmp, "sim-latency") as sim:
+        measure_each_load(
+            "guard", _start_checked_guard(PRODUCTION, sim, opts, pinning, tmp, report)
+        )
 
 
 def profile_guard(
@@ -1041,6 +1208,7 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
         out.extend(_render_rounds(report.rounds, summary))
     out.append("")
     out.extend(_render_ratios(report, summary, opts))
+    out.extend(_render_latency(report))
     out.extend(_render_calibration(report))
     out.append("")
     mic = report.micro
@@ -1281,9 +1449,8 @@ def main(argv: list[str] | None = None) -> int:
         # The size of a real decision body (measured in-process by bench.micro).
         body_bytes = int(report.micro.get("decision_body_bytes", DEFAULT_BODY_BYTES))
         get_lua = tmp / "get.lua"
-        get_lua.write_text(
-            get_script(scenario.order_paths(opts.accounts), scenario.BOT_TOKEN), encoding="utf-8"
-        )
+        get_text = get_script(scenario.order_paths(opts.accounts), scenario.BOT_TOKEN)
+        get_lua.write_text(get_text, encoding="utf-8")
         batch_lua = tmp / "batch.lua"
         batch_lua.write_text(
             post_script(
@@ -1372,6 +1539,11 @@ def main(argv: list[str] | None = None) -> int:
                 proc.stop()
 
         _step(report, "guards", guards)
+        _step(
+            report,
+            "latency",
+            partial(run_latency, start_baseline, get_text, opts, pinning, tmp, report),
+        )
         _step(
             report,
             "calibration",

@@ -3,6 +3,8 @@
 wrk is a closed-loop load generator written in C: each of ``--connections`` keep-alive
 connections sends its next request as soon as the previous answer arrived, so requests/s is
 the server's throughput at that concurrency and the latency percentiles are per request.
+``paced_script`` makes each connection wait before each request instead: a load far below
+saturation, where the latency is what a bot waits for one call.
 Requests come from a Lua script (written to a temporary file) so the guard sees realistic
 traffic: a rotating list of ``GET /can-trade?...`` URLs with a bearer token, or a ``POST``
 with a JSON body.
@@ -116,6 +118,20 @@ end
 function request()
   n = n % #requests + 1
   return requests[n]
+end
+"""
+
+
+def paced_script(script: str, delay_ms: int) -> str:
+    """``script`` with wrk's ``delay()`` hook: every connection waits ``delay_ms`` (whole
+    milliseconds: wrk's unit) before each request. wrk 4 has no fixed-rate mode (wrk2 has,
+    and Debian does not package it), so this paces the load: about connections / (delay +
+    latency) requests per second, far below what either server can take."""
+    if delay_ms < 1:
+        raise ValueError("delay_ms must be at least 1 (wrk delays in whole milliseconds)")
+    return f"""{script}
+function delay()
+  return {delay_ms}
 end
 """
 

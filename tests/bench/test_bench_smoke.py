@@ -17,13 +17,18 @@ from pathlib import Path
 import pytest
 
 from bench.run import LoadRow, Round, equivalent_busy_us, summarise_rounds
-from bench.wrk import parse_output
+from bench.wrk import paced_script, parse_output
 from tests.support.processes import REPO_ROOT
 
 #: Lines of the report that every run prints (labels, not numbers).
 EXPECTED_ROWS = (
     "== HTTP (closed loop; latency per request; in the order measured) ==",
     "== Calibration: the baseline app spending N us of CPU per request (back to back) ==",
+    "== Latency at paced loads, far below saturation (GET /can-trade; what a bot waits for one",
+    "4 connections, 4 ms apart",
+    "8 connections, 2 ms apart",
+    "guard adds",
+    "(coordinated omission)",
     "baseline bare ASGI app, fixed JSON (same requests)",
     "guard   GET /can-trade [decision_log=all]",
     "guard   POST /can-trade/batch x100 [decision_log=all]",
@@ -141,6 +146,14 @@ def _require_wrk() -> None:
     pytest.skip(message)
 
 
+def test_paced_script_adds_a_delay_and_refuses_none() -> None:
+    script = paced_script('wrk.method = "GET"', 4)
+    assert script.startswith('wrk.method = "GET"\n')
+    assert "function delay()\n  return 4\nend" in script
+    with pytest.raises(ValueError, match="at least 1"):
+        paced_script("", 0)
+
+
 def test_wrk_report_is_parsed() -> None:
     result = parse_output(WRK_REPORT)
     assert result.rps == 15000.0
@@ -203,6 +216,12 @@ def test_quick_run_prints_every_table(tmp_path: Path) -> None:
     assert {mem["accounts"] for mem in data["memory"]} == {50, 200}
     assert data["micro"]["evaluate_allowed_ns"] > 0
     assert [busy for busy, _row in data["calibration"]] == [0, 5, 10, 20, 40]
+    paced = [(r["server"], r["connections"], r["delay_ms"]) for r in data["paced"]]
+    assert paced == [("baseline", 4, 4), ("baseline", 8, 2), ("guard", 4, 4), ("guard", 8, 2)]
+    assert all(r["errors"] == 0 and r["rps"] > 0 for r in data["paced"]), data["paced"]
+    # Paced, not closed-loop: 4 connections 4 ms apart stay near 1,000 req/s (unpaced, 4
+    # connections drive even a slow machine's bare server to several thousand).
+    assert all(r["rps"] < 1500 for r in data["paced"] if r["delay_ms"] == 4), data["paced"]
 
 
 def test_equivalent_busy_work_is_read_off_the_calibration_curve() -> None:
