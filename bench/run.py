@@ -109,7 +109,7 @@ PARTS = (
     "capacity",
 )
 #: The latency part's paced loads: (connections, ms each connection waits before each request).
-#: About 900, 3,200 and 6,000 req/s here: far below what either server takes (~49k / ~19k).
+#: About 900, 3,300 and 6,000 req/s here: far below what either server takes (~49k / ~19k).
 #: ``--quick`` uses the first two.
 PACED_LOADS = ((4, 4), (8, 2), (16, 2))
 #: CPU microseconds of busy work per request for the calibration part (0: the plain baseline).
