@@ -95,24 +95,6 @@ def render_with(decision_id: str, fragment: bytes) -> bytes:
     return _LINE % (orjson.dumps(decision_id)[1:-1], fragment, timestamp())
 
 
-def render_line(
-    decision_id: str,
-    account: str,
-    symbol: str | None,
-    side: str | None,
-    reduce_only: bool,
-    allowed: bool,
-    reasons: Sequence[str],
-    warnings: Sequence[str],
-) -> bytes:
-    """The decision line, byte for byte as structlog's JSON renderer would write it (but
-    non-ASCII text is UTF-8 rather than ``\\u`` escapes: the same JSON value)."""
-    return render_with(
-        decision_id,
-        line_fragment(account, symbol, side, reduce_only, allowed, reasons, warnings),
-    )
-
-
 class DecisionLogWriter:
     """Bounded queue of rendered lines, written by a daemon thread (started on first use)."""
 
@@ -215,14 +197,8 @@ class DecisionLog:
         reasons: list[str],
         warnings: list[str],
     ) -> None:
-        writer = self.writer
-        if writer is not None:
-            writer.write(
-                render_line(
-                    decision_id, account, symbol, side, reduce_only, allowed, reasons, warnings
-                )
-            )
-            return
+        if self.writer is not None:
+            raise RuntimeError("with the batched writer, use record_fragment")
         _log.info(
             "decision",
             decision_id=decision_id,

@@ -9,13 +9,14 @@ import sys
 import threading
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
 from app.api.decider import Decider
-from app.decision_log import DecisionLog, DecisionLogWriter, render_line
+from app.decision_log import DecisionLog, DecisionLogWriter, line_fragment, render_with
 from app.domain import Instant, OrderIntent, OrderSide, Policy
 from app.logs import configure_logging, stderr_sink
 from app.metrics import Metrics
@@ -36,6 +37,11 @@ FIELDS = [
     "logger",
     "timestamp",
 ]
+
+
+def _line(decision_id: str, *fields: Any) -> bytes:
+    """A whole decision line as the writer gets it: the id, ``line_fragment``, the time."""
+    return render_with(decision_id, line_fragment(*fields))
 
 
 class Sink:
@@ -65,7 +71,7 @@ def _dropped(metrics: Metrics) -> float:
 
 
 def test_a_line_is_the_json_structlog_would_write() -> None:
-    line = render_line("ab-1", "alpha", "BTCUSDT", "BUY", False, False, ["KILL_SWITCH"], ["W"])
+    line = _line("ab-1", "alpha", "BTCUSDT", "BUY", False, False, ["KILL_SWITCH"], ["W"])
     event = json.loads(line)
     assert list(event) == FIELDS
     assert event["decision_id"] == "ab-1"
@@ -100,14 +106,14 @@ def test_a_line_matches_structlog_byte_for_byte_but_the_time(
         structlog.reset_defaults()
     logged = capsys.readouterr().err.strip()
     structlog_event = json.loads(logged)
-    ours = render_line(
+    ours = _line(
         structlog_event["decision_id"], "a", "BTCUSDT", "BUY", False, True, [], []
     ).decode()
     assert ours.rpartition('"timestamp"')[0] == logged.rpartition('"timestamp"')[0]
 
 
 def test_missing_values_are_null_and_text_is_escaped() -> None:
-    event = json.loads(render_line('x"1', "a\\b", None, None, False, True, [], []))
+    event = json.loads(_line('x"1', "a\\b", None, None, False, True, [], []))
     assert event["decision_id"] == 'x"1'
     assert event["account"] == "a\\b"
     assert event["symbol"] is None
@@ -118,7 +124,7 @@ def test_lines_are_written_in_batches_by_the_thread() -> None:
     sink = Sink()
     writer = DecisionLogWriter(sink, _metrics().decision_log_dropped, interval_s=0.01)
     for i in range(100):
-        writer.write(render_line(f"id-{i}", "a", None, None, False, True, [], []))
+        writer.write(_line(f"id-{i}", "a", None, None, False, True, [], []))
     deadline = time.monotonic() + 5
     while len(sink.lines()) < 100 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -131,12 +137,12 @@ def test_close_writes_what_is_left() -> None:
     sink = Sink()
     writer = DecisionLogWriter(sink, _metrics().decision_log_dropped, interval_s=60)
     for i in range(10):
-        writer.write(render_line(f"id-{i}", "a", None, None, False, True, [], []))
+        writer.write(_line(f"id-{i}", "a", None, None, False, True, [], []))
     writer.close()
     assert len(sink.lines()) == 10
     assert writer.pending == 0
     # After close (a straggler during shutdown), a line is written at once.
-    writer.write(render_line("late", "a", None, None, False, True, [], []))
+    writer.write(_line("late", "a", None, None, False, True, [], []))
     assert sink.lines()[-1]["decision_id"] == "late"
 
 
@@ -154,7 +160,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
     )
     started = time.monotonic()
     for i in range(100):
-        writer.write(render_line(f"id-{i}", "a", None, None, False, True, [], []))
+        writer.write(_line(f"id-{i}", "a", None, None, False, True, [], []))
     assert time.monotonic() - started < 1
     # At most 10 waiting, plus those the stalled thread already took.
     assert _dropped(metrics) >= 100 - 10 - 10
@@ -172,7 +178,7 @@ def test_a_broken_sink_counts_the_lost_lines() -> None:
 
     writer = DecisionLogWriter(broken, metrics.decision_log_dropped, interval_s=60)
     for i in range(3):
-        writer.write(render_line(f"id-{i}", "a", None, None, False, True, [], []))
+        writer.write(_line(f"id-{i}", "a", None, None, False, True, [], []))
     writer.close()
     assert _dropped(metrics) == 3
 
@@ -228,3 +234,16 @@ def test_decision_log_mode_picks_the_decisions(mode: str, logged: list[bool]) ->
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown mode"):
         DecisionLog("some")
+
+
+def test_each_way_of_recording_refuses_the_other_format() -> None:
+    """The batched writer takes pre-rendered lines (``record_fragment``); the console format
+    goes through structlog (``record``). A call to the wrong one is a bug, not a lost line."""
+    writer = DecisionLogWriter(lambda _data: None, _metrics().decision_log_dropped, interval_s=60)
+    with pytest.raises(RuntimeError, match="record_fragment"):
+        DecisionLog("all", writer).record("id-1", "a", None, None, False, True, [], [])
+    with pytest.raises(RuntimeError, match="use record"):
+        DecisionLog("all").record_fragment(
+            b"id-1", line_fragment("a", None, None, False, True, [], [])
+        )
+    writer.close()
