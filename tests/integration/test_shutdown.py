@@ -189,6 +189,10 @@ def test_a_stalled_request_does_not_hold_the_exit_past_the_grace_period(
     guard: GuardProcess,
 ) -> None:
     stalled = PartialRequest(guard.port)
+    # A barrier: the guard's event loop has read the stalled request's headers once it has
+    # answered a request sent after them (one loop turn handles every socket that is ready).
+    # Signalled before that, the connection still looks idle and is closed at once.
+    assert httpx.get(f"{guard.base_url}/healthz", timeout=5).status_code == 200
     signalled = _sigterm(guard)
     assert guard.proc is not None
     code = guard.proc.wait(timeout=GRACE_S + 5)
