@@ -98,6 +98,14 @@ class AccountState:
         self.indicators_update_time = now_ms
 
     def patch_status(self, patch: Mapping[str, Any], now_ms: int) -> None:
+        """Merge ``patch`` into the status; a new ``tradingStatus`` brings its own ``reason``.
+
+        The exchange's reason explains one status: a patch that sets ``tradingStatus`` without
+        a ``reason`` clears the old one (``""``, as on a fresh account) instead of leaving, say,
+        "Pending KYC review" on an account that is ``NORMAL`` again.
+        """
+        if "tradingStatus" in patch and "reason" not in patch:
+            patch = {**patch, "reason": DEFAULT_STATUS["reason"]}
         self.status_update_time = _merge(self.status, patch, now_ms)
 
     def patch_account(self, patch: Mapping[str, Any], now_ms: int) -> None:

@@ -58,6 +58,22 @@ def test_patched_status_shows_up_with_a_new_update_time(
     assert after["updateTime"] > before["updateTime"]
 
 
+def test_a_new_trading_status_without_a_reason_clears_the_old_reason(
+    exchange: httpx.Client, sim_control: SimControl
+) -> None:
+    sim_control.patch_status(
+        HEALTHY.id, {"tradingStatus": "RESTRICTED", "reason": "Pending KYC review"}
+    )
+    assert status(exchange)["reason"] == "Pending KYC review"
+    sim_control.patch_status(HEALTHY.id, {"tradingStatus": "NORMAL"})
+    after = status(exchange)
+    assert (after["tradingStatus"], after["reason"]) == ("NORMAL", "")
+    # A patch that leaves the status alone keeps the reason; one that names both sets both.
+    sim_control.patch_status(HEALTHY.id, {"tradingStatus": "UNDER_REVIEW", "reason": "Audit"})
+    sim_control.patch_status(HEALTHY.id, {"canTrade": False})
+    assert status(exchange)["reason"] == "Audit"
+
+
 def test_null_removes_a_field_and_update_time_can_be_set(
     exchange: httpx.Client, sim_control: SimControl
 ) -> None:
