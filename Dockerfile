@@ -19,6 +19,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+# Where pip finds packages: PyPI unless given, e.g. an index or a wheel directory served on
+# the build host (`--network=host --build-arg PIP_NO_INDEX=1 --build-arg
+# PIP_FIND_LINKS=http://127.0.0.1:8000/`, as the CI image test does). pip reads them as
+# environment variables; they exist in this stage only, so the final image keeps no index URL.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
+ARG PIP_TRUSTED_HOST
+
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
@@ -31,7 +41,7 @@ RUN pip install --no-cache-dir -r /tmp/runtime.lock
 WORKDIR /src
 # README.m[d]: pyproject names README.md as the long description; the glob keeps
 # the build working while it does not exist yet.
-COPY pyproject.toml README.m[d] ./
+COPY pyproject.toml README.m[d] LICENSE ./
 COPY app ./app
 COPY simulator ./simulator
 RUN pip install --no-cache-dir --no-deps .
