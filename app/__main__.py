@@ -2,6 +2,9 @@
 
 One process, one worker: pollers and the cache live in this process; more workers would
 multiply exchange weight and split the cache. Scale with replicas.
+
+With no sub-command the program serves (the container's ``CMD``); ``--help`` lists the
+operator sub-commands (``check-config``, ``admin``, ``reset-kill-switches``; ``app/cli/``).
 """
 
 from __future__ import annotations
@@ -9,15 +12,17 @@ from __future__ import annotations
 import math
 import sys
 from types import FrameType
+from typing import NoReturn
 
 import prometheus_client
 import uvicorn
 from fastapi import FastAPI
 
+from app.cli import build_cli
 from app.config import load_settings
-from app.errors import ConfigError
+from app.errors import ConfigError, DataError
 from app.logs import configure_logging
-from app.main import begin_shutdown, create_app
+from app.main import begin_shutdown, create_checked_app
 
 
 class _GuardServer(uvicorn.Server):
@@ -37,7 +42,13 @@ class _GuardServer(uvicorn.Server):
         begin_shutdown(self._guard_app)
 
 
-def main() -> None:
+def _refuse_to_start(message: str) -> NoReturn:
+    sys.stderr.write(f"pretrade-guard: {message}\n")
+    raise SystemExit(2)
+
+
+def serve() -> None:
+    """Load the configuration, check the kill-switch database, and serve until SIGTERM."""
     # ``*_created`` series would double the counter series Prometheus stores; nothing reads them.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     # Structured from the first line: warnings while the config loads (a world-readable secret
@@ -47,10 +58,11 @@ def main() -> None:
         settings = load_settings()
         # Before create_app: pollers bind their loggers when they are built.
         configure_logging(settings.server.log_format, settings.server.log_level)
-        app = create_app(settings)
-    except ConfigError as exc:
-        sys.stderr.write(f"pretrade-guard: {exc}\n")
-        raise SystemExit(2) from None
+        # The checks `pretrade-guard check-config` makes too: accounts, every validator,
+        # and (read-only) the kill-switch database; the lifespan opens it and checks again.
+        app = create_checked_app(settings)
+    except (ConfigError, DataError) as exc:
+        _refuse_to_start(str(exc))
     config = uvicorn.Config(
         app,
         host=settings.server.host,
@@ -64,7 +76,15 @@ def main() -> None:
         server_header=False,
         timeout_graceful_shutdown=math.ceil(settings.server.graceful_shutdown_s),  # never 0
     )
-    _GuardServer(config, app).run()
+    server = _GuardServer(config, app)
+    server.run()
+    if not server.started:  # the lifespan failed (logged); uvicorn itself would exit 3
+        raise SystemExit(3)
+
+
+def main() -> None:
+    """``pretrade-guard [COMMAND]``: serve when no command is given."""
+    build_cli(serve)(prog_name="pretrade-guard")
 
 
 if __name__ == "__main__":

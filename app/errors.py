@@ -4,6 +4,8 @@
 
     GuardError
      ├── ConfigError                    invalid configuration; the process refuses to start
+     ├── DataError                      the guard's own database is missing, damaged or behind
+     │                                  its marker (switches may be lost); refuses to start
      └── ExchangeError                  a refresh failed; carries ``kind`` (a bounded metric label)
           ├── ExchangeUnavailable       network error, timeout, 5xx: retry with backoff
           ├── ExchangeRateLimited       429 / 418 / -1003: stop calling until ``retry_after_s``
@@ -42,6 +44,10 @@ class GuardError(Exception):
 
 class ConfigError(GuardError):
     """The configuration is invalid; the message names the field."""
+
+
+class DataError(GuardError):
+    """The kill-switch database cannot be trusted; the message names the file and the way out."""
 
 
 class ExchangeError(GuardError):

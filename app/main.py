@@ -10,6 +10,7 @@ building the app touches no disk), the event watcher and the webhook workers.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,10 +28,10 @@ from app.api.deps import Services
 from app.api.fastpath import FastBatch, FastCanTrade, GuardApp
 from app.api.middleware import RequestMetrics
 from app.api.security import TokenAuth
-from app.config import Settings, WebhookSettings
+from app.config import CONFIG_ENV, Settings, WebhookSettings
 from app.decision_log import DecisionLog, DecisionLogWriter
 from app.domain import KillSwitchScope
-from app.errors import ConfigError
+from app.errors import ConfigError, DataError
 from app.events.bus import EventBus
 from app.events.watch import StateEvents, Watcher, kill_switch_event
 from app.events.webhooks import WebhookDispatcher, Webhooks, WebhookTarget
@@ -41,6 +42,7 @@ from app.metrics import Metrics
 from app.refresher.poller import PollTiming
 from app.refresher.supervisor import BudgetGate, Budgets, Refresher, build_poller
 from app.state.killswitch import KillSwitchChange, KillSwitchStore
+from app.state.killswitch_db import inspect_database
 from app.state.store import StateStore
 
 log = structlog.get_logger("app")
@@ -217,7 +219,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         # Kill switches first: no decision may be answered before engaged ones are loaded.
         try:
             await kill_switches.open()
-        except (OSError, sqlite3.Error, RuntimeError) as exc:
+        except (OSError, sqlite3.Error, DataError) as exc:
             log.error(
                 "cannot open the guard's database", path=str(kill_switches.path), error=str(exc)
             )
@@ -298,4 +300,24 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     # In front of FastAPI: the happy path of GET /can-trade skips the framework.
     app.fast_path = FastCanTrade(app.state.services)
     app.fast_batch = FastBatch(app.state.services)
+    return app
+
+
+def create_checked_app(settings: Settings) -> FastAPI:
+    """``create_app`` after the checks a real start makes (and ``check-config`` repeats):
+    at least one account, and a kill-switch database that has lost nothing (read-only).
+
+    Raises ``ConfigError`` or ``DataError``; their messages are for the operator.
+    """
+    if not settings.accounts:
+        raise ConfigError(
+            "no accounts configured: a guard without accounts denies every order yet reports "
+            f"ready. Name a config file with accounts in {CONFIG_ENV} "
+            f"(now: {os.environ.get(CONFIG_ENV) or 'not set'}); "
+            "`pretrade-guard check-config FILE` checks one without starting the guard"
+        )
+    app = create_app(settings)
+    problem = inspect_database(settings.server.data_dir)
+    if problem is not None:
+        raise problem
     return app

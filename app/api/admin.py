@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 
 from app.api.admin_schemas import (
     MAX_DB_INT,
+    MIN_EXPIRY_S,
     AccountLimitsOut,
     Actor,
     AuditOut,
@@ -99,8 +100,8 @@ async def engage(body: KillSwitchIn, services: ServicesDep, principal: AdminAuth
     expires_at_ms = body.expires_at_ms
     if body.expires_in_s is not None:
         expires_at_ms = now_ms + round(body.expires_in_s * 1000)
-    elif expires_at_ms is not None and expires_at_ms <= now_ms:
-        raise _invalid("expires_at_ms", "must be in the future")
+    elif expires_at_ms is not None and expires_at_ms < now_ms + MIN_EXPIRY_S * 1000:
+        raise _invalid("expires_at_ms", f"must be at least {MIN_EXPIRY_S} s in the future")
     switch = await services.kill_switches.engage(
         scope=body.scope,
         mode=body.mode,

@@ -31,6 +31,9 @@ Why = Annotated[
 ]
 #: One year: a switch that should hold longer should not expire at all.
 _MAX_EXPIRY_S = 365 * 24 * 3600
+#: One second: a shorter switch would be over (or already expired, ``1e-300``) before anyone
+#: saw it, yet answer 201 as if it held.
+MIN_EXPIRY_S = 1
 #: Largest integer the guard's database stores (ids, epoch ms): larger ones are refused as
 #: invalid input instead of failing in SQLite with a 500.
 MAX_DB_INT = 2**63 - 1
@@ -54,10 +57,16 @@ class KillSwitchIn(_In):
     actor: Actor
     reason: Why
     expires_in_s: float | None = Field(
-        default=None, gt=0, le=_MAX_EXPIRY_S, description="Release by itself after this long."
+        default=None,
+        ge=MIN_EXPIRY_S,
+        le=_MAX_EXPIRY_S,
+        description="Release by itself after this long (at least 1 s).",
     )
     expires_at_ms: int | None = Field(
-        default=None, gt=0, le=MAX_DB_INT, description="Release by itself at this time (epoch ms)."
+        default=None,
+        gt=0,
+        le=MAX_DB_INT,
+        description="Release by itself at this time (epoch ms, at least 1 s ahead).",
     )
 
     @model_validator(mode="after")

@@ -11,12 +11,17 @@ Blocking: ``sqlite3`` calls block, and an fsync on commit can take milliseconds.
 worker thread (``asyncio.to_thread``) so a slow disk never stalls decisions or pollers; an
 ``asyncio.Lock`` keeps them one at a time, in order (admin writes are rare, so a queue of
 one costs nothing and the snapshot is always rebuilt from the latest commit).
+
+Integrity: every change also bumps a generation counter and then rewrites a marker file beside
+the database (``killswitch_db.py``, ``marker.py``); ``open()`` refuses a database that is
+missing, damaged, behind its marker, or holds a row it cannot apply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import sqlite3
 import time
@@ -27,49 +32,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.domain import KillSwitch, KillSwitchMode, KillSwitchScope
+from app.state.killswitch_db import (
+    DB_NAME,
+    SELECT_ENGAGED,
+    bump_generation,
+    load_active,
+    open_database,
+    switch_from_row,
+)
+from app.state.marker import MARKER_NAME, Marker, write_marker
 
-#: File name of the database inside the configured data directory.
-DB_NAME = "pretrade-guard.sqlite3"
-_SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS kill_switches (
-    id TEXT PRIMARY KEY,
-    scope TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    account TEXT,
-    symbol TEXT,
-    actor TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    expires_at_ms INTEGER,
-    ended_at_ms INTEGER,
-    ended_by TEXT,
-    end_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS kill_switches_active ON kill_switches (ended_at_ms);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time_ms INTEGER NOT NULL,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    principal TEXT,
-    account TEXT,
-    symbol TEXT,
-    target TEXT,
-    reason TEXT NOT NULL,
-    details TEXT NOT NULL
-);
-"""
+__all__ = ["DB_NAME", "SYSTEM_ACTOR", "AuditEntry", "KillSwitchChange", "KillSwitchStore"]
+
+log = logging.getLogger(__name__)
+
 # Literal statements (no string building): the only variables are bound parameters.
 _INSERT_SWITCH = (
     "INSERT INTO kill_switches (id, scope, mode, account, symbol, actor, reason, "
     "created_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SELECT_ENGAGED = (
-    "SELECT id, scope, mode, account, symbol, actor, reason, created_at_ms, expires_at_ms "
-    "FROM kill_switches WHERE ended_at_ms IS NULL"
-)
-_SELECT_ENGAGED_BY_ID = _SELECT_ENGAGED + " AND id = ?"
+_SELECT_ENGAGED_BY_ID = SELECT_ENGAGED + " AND id = ?"
 #: Actor recorded when the guard itself ends a switch at its expiry.
 SYSTEM_ACTOR = "pretrade-guard"
 
@@ -112,21 +94,6 @@ class AuditEntry:
 Listener = Callable[[KillSwitchChange], None]
 
 
-def _switch(row: tuple[Any, ...]) -> KillSwitch:
-    sid, scope, mode, account, symbol, actor, reason, created, expires = row
-    return KillSwitch(
-        id=sid,
-        scope=KillSwitchScope(scope),
-        mode=KillSwitchMode(mode),
-        actor=actor,
-        reason=reason,
-        created_at_ms=created,
-        account=account,
-        symbol=symbol,
-        expires_at_ms=expires,
-    )
-
-
 def switch_dict(switch: KillSwitch) -> dict[str, Any]:
     """The JSON shape of a switch (API answers, audit details, events)."""
     return {
@@ -147,7 +114,9 @@ class KillSwitchStore:
 
     def __init__(self, data_dir: Path, *, clock: Callable[[], int] = wall_ms) -> None:
         """No I/O here: ``open()`` (in the app's lifespan) creates the directory and file."""
+        self.data_dir = data_dir
         self.path = data_dir / DB_NAME
+        self._marker_path = data_dir / MARKER_NAME
         self._clock = clock
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
@@ -156,6 +125,7 @@ class KillSwitchStore:
         self._global: tuple[KillSwitch, ...] = ()
         self._by_account: dict[str, tuple[KillSwitch, ...]] = {}
         self._next_expiry_ms: int | None = None
+        self._generation = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -166,29 +136,10 @@ class KillSwitchStore:
             self._apply(active)
 
     def _open_sync(self) -> list[KillSwitch]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode with explicit BEGIN/COMMIT; one connection, used one call at a time
-        # (the asyncio lock), from whichever worker thread runs it.
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            # FULL: the WAL is fsynced at every commit, so a committed change survives a
-            # power loss as well as a process crash.
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=5000")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path} has schema version {version}; this guard knows "
-                    f"{_SCHEMA_VERSION} (written by a newer guard?)"
-                )
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except BaseException:
-            db.close()
-            raise
-        self._db = db
-        return self._load_active(db)
+        opened = open_database(self.data_dir)  # DataError when switches may have been lost
+        self._db = opened.db
+        self._generation = opened.generation
+        return opened.active
 
     async def close(self) -> None:
         """Close the database (after the last write; the snapshot stays readable)."""
@@ -271,7 +222,7 @@ class KillSwitchStore:
 
     def _engage_sync(self, switch: KillSwitch, principal: str | None) -> list[KillSwitch]:
         db = self._require()
-        with _transaction(db):
+        with self._transaction(db):
             db.execute(
                 _INSERT_SWITCH,
                 (
@@ -296,7 +247,7 @@ class KillSwitchStore:
                 switch,
                 switch_dict(switch),
             )
-        return self._load_active(db)
+        return self._after_commit(db)
 
     async def release(
         self, switch_id: str, *, actor: str, reason: str, principal: str | None = None
@@ -348,12 +299,12 @@ class KillSwitchStore:
         action: str,
     ) -> tuple[KillSwitch | None, list[KillSwitch]]:
         db = self._require()
-        with _transaction(db):
+        with self._transaction(db):
             row = db.execute(
                 _SELECT_ENGAGED_BY_ID,
                 (switch_id,),
             ).fetchone()
-            found = None if row is None else _switch(row)
+            found = None if row is None else switch_from_row(row, self.path)
             if found is not None:
                 db.execute(
                     "UPDATE kill_switches SET ended_at_ms = ?, ended_by = ?, end_reason = ? "
@@ -361,7 +312,7 @@ class KillSwitchStore:
                     (now, actor, reason, switch_id),
                 )
                 _audit(db, now, action, actor, reason, principal, found, switch_dict(found))
-        return found, self._load_active(db)
+        return found, self._after_commit(db)
 
     async def record(
         self,
@@ -401,12 +352,13 @@ class KillSwitchStore:
         details: Mapping[str, Any],
     ) -> int:
         db = self._require()
-        with _transaction(db):
+        with self._transaction(db):
             cursor = db.execute(
                 "INSERT INTO audit (time_ms, action, actor, principal, account, reason, details) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (now, action, actor, principal, account, reason, _json(details)),
             )
+        self._after_commit(db)
         return int(cursor.lastrowid or 0)
 
     # ------------------------------------------------------------------ reads (rare)
@@ -444,22 +396,30 @@ class KillSwitchStore:
             raise RuntimeError("kill-switch store is not open")
         return self._db
 
-    @staticmethod
-    def _load_active(db: sqlite3.Connection) -> list[KillSwitch]:
-        rows = db.execute(_SELECT_ENGAGED).fetchall()
-        return [_switch(row) for row in rows]
+    @contextmanager
+    def _transaction(self, db: sqlite3.Connection) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) in autocommit mode; every
+        change also counts one more generation, in the same transaction."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._generation = bump_generation(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error) in autocommit mode."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+    def _after_commit(self, db: sqlite3.Connection) -> list[KillSwitch]:
+        """The engaged switches, and the marker moved up to the committed generation."""
+        active = load_active(db, self.path)
+        try:
+            write_marker(self._marker_path, Marker(self._generation, len(active)))
+        except OSError as exc:
+            # The change is committed: failing the request now would report a change that
+            # took effect as failed. A marker behind the database is safe (it is accepted
+            # at the next start); it only guards less until the next write succeeds.
+            log.error("cannot update the marker file %s: %s", self._marker_path, exc.strerror)
+        return active
 
 
 def _audit(

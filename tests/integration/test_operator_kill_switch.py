@@ -224,6 +224,22 @@ def test_admin_api_needs_the_admin_scope(
             id="zero-expiry",
         ),
         pytest.param(
+            {
+                "scope": "global",
+                "mode": "HALT",
+                "actor": "a",
+                "reason": "r",
+                "expires_in_s": 1e-300,
+            },
+            "expires_in_s",
+            id="already-expired-duration",
+        ),
+        pytest.param(
+            {"scope": "global", "mode": "HALT", "actor": "a", "reason": "r", "expires_in_s": 0.5},
+            "expires_in_s",
+            id="sub-second-duration",
+        ),
+        pytest.param(
             {"scope": "global", "mode": "HALT", "actor": "a", "reason": "r", "expires_at_ms": 1},
             "expires_at_ms",
             id="expiry-in-the-past",

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from app.domain import KillSwitchMode, KillSwitchScope
+from app.errors import DataError
 from app.state.killswitch import DB_NAME, SYSTEM_ACTOR, KillSwitchChange, KillSwitchStore
+from app.state.killswitch_db import inspect_database, reset_database
+from app.state.marker import MARKER_NAME, Marker, read_marker, write_marker
 
 T0 = 1_763_712_000_000
 
@@ -175,5 +178,160 @@ async def test_a_database_from_a_newer_guard_is_refused(tmp_path: Path) -> None:
     with closing(sqlite3.connect(tmp_path / DB_NAME)) as db:
         db.execute("PRAGMA user_version=99")
     store = KillSwitchStore(tmp_path)
-    with pytest.raises(RuntimeError, match="schema version 99"):
+    with pytest.raises(DataError, match="schema version 99"):
         await store.open()
+
+
+# --------------------------------------------------------------------------- integrity
+
+
+async def _held_one_switch(data: Path, clock: Clock) -> str:
+    first = KillSwitchStore(data, clock=clock)
+    await first.open()
+    switch_id = await engage_account_halt(first)
+    await first.close()
+    return switch_id
+
+
+async def test_every_change_moves_the_marker_up(tmp_path: Path, clock: Clock) -> None:
+    store = KillSwitchStore(tmp_path, clock=clock)
+    await store.open()
+    try:
+        assert counted(tmp_path) == (0, 0)
+        switch_id = await engage_account_halt(store)
+        assert counted(tmp_path) == (1, 1)
+        await store.record("limits.update", actor="carol", reason="r")
+        await store.release(switch_id, actor="bob", reason="ok")
+        assert counted(tmp_path) == (3, 0)
+    finally:
+        await store.close()
+
+
+def counted(data: Path) -> tuple[int, int]:
+    """(generation, engaged switches) as the marker file records them."""
+    marker = read_marker(data / MARKER_NAME)
+    assert marker is not None
+    return marker.generation, marker.engaged
+
+
+def _rewind(data: Path) -> None:
+    """An older copy of the database (its last change undone behind the guard's back)."""
+    with closing(sqlite3.connect(data / DB_NAME)) as db:
+        db.execute("UPDATE guard_meta SET value = value - 1")
+        db.execute("UPDATE kill_switches SET ended_at_ms = 1")
+        db.commit()
+
+
+def _hand_edit(data: Path) -> None:
+    with closing(sqlite3.connect(data / DB_NAME)) as db:
+        db.execute("DELETE FROM kill_switches")
+        db.commit()
+
+
+def _garbage(data: Path) -> None:
+    (data / DB_NAME).write_bytes(b"this is not a database" * 300)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        pytest.param(lambda d: (d / DB_NAME).unlink(), "is missing", id="deleted"),
+        pytest.param(lambda d: (d / DB_NAME).write_bytes(b""), "is empty", id="truncated"),
+        pytest.param(_rewind, "behind its marker", id="older-copy"),
+        pytest.param(_hand_edit, "holds 0 engaged kill switch(es)", id="rows-deleted"),
+        pytest.param(_garbage, "is damaged", id="not-a-database"),
+    ],
+)
+async def test_a_database_that_lost_switches_is_refused(
+    tmp_path: Path, clock: Clock, damage: Callable[[Path], object], message: str
+) -> None:
+    await _held_one_switch(tmp_path, clock)
+    damage(tmp_path)
+    store = KillSwitchStore(tmp_path, clock=clock)
+    with pytest.raises(DataError) as refused:
+        await store.open()
+    assert message in str(refused.value)
+    assert str(tmp_path / DB_NAME) in str(refused.value)
+    assert inspect_database(tmp_path) is not None
+
+
+async def test_a_database_ahead_of_its_marker_is_accepted(tmp_path: Path, clock: Clock) -> None:
+    """A crash between the commit and the marker write loses nothing: the start goes on."""
+    await _held_one_switch(tmp_path, clock)
+    write_marker(tmp_path / MARKER_NAME, Marker(0, 0))
+    store = KillSwitchStore(tmp_path, clock=clock)
+    await store.open()
+    try:
+        assert len(store.active()) == 1
+        assert counted(tmp_path) == (1, 1)
+    finally:
+        await store.close()
+
+
+async def test_a_damaged_marker_is_refused(tmp_path: Path, clock: Clock) -> None:
+    await _held_one_switch(tmp_path, clock)
+    (tmp_path / MARKER_NAME).write_text("{", encoding="utf-8")
+    with pytest.raises(DataError, match=r"marker file .* is damaged"):
+        await KillSwitchStore(tmp_path, clock=clock).open()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        pytest.param("expires_at_ms", "soon", "expires_at_ms='soon'", id="text-expiry"),
+        pytest.param("created_at_ms", 1.5, "created_at_ms=1.5", id="float-created"),
+        pytest.param("mode", "STOP", "mode='STOP'", id="unknown-mode"),
+        pytest.param("scope", "galaxy", "scope='galaxy'", id="unknown-scope"),
+        pytest.param("account", None, "account=None", id="account-scope-without-account"),
+        pytest.param("symbol", "BTCUSDT", "symbol='BTCUSDT'", id="symbol-on-account-scope"),
+    ],
+)
+async def test_a_row_it_cannot_apply_is_refused_by_name(
+    tmp_path: Path, clock: Clock, column: str, value: object, shown: str
+) -> None:
+    switch_id = await _held_one_switch(tmp_path, clock)
+    with closing(sqlite3.connect(tmp_path / DB_NAME)) as db:
+        # Literal column names from the parameter list above, not user input.
+        db.execute(f"UPDATE kill_switches SET {column} = ?", (value,))  # noqa: S608
+        db.commit()
+    with pytest.raises(DataError) as refused:
+        await KillSwitchStore(tmp_path, clock=clock).open()
+    assert f"row id='{switch_id}' has {shown}" in str(refused.value)
+
+
+async def test_reset_keeps_the_old_files_and_audits(tmp_path: Path, clock: Clock) -> None:
+    await _held_one_switch(tmp_path, clock)
+    assert reset_database(tmp_path, actor="bob", reason="r", now_ms=T0) is None  # intact
+    (tmp_path / DB_NAME).unlink()
+
+    done = reset_database(tmp_path, actor="bob", reason="volume lost", now_ms=T0)
+
+    assert done is not None
+    assert "is missing" in done.problem
+    assert [p.name for p in done.kept_aside] == [f"{MARKER_NAME}.broken-20251121T080000Z"]
+    store = KillSwitchStore(tmp_path, clock=clock)
+    await store.open()
+    try:
+        assert store.active() == ()
+        [entry] = await store.audit()
+        assert (entry.action, entry.actor, entry.reason) == (
+            "kill_switches.reset",
+            "bob",
+            "volume lost",
+        )
+    finally:
+        await store.close()
+
+
+async def test_a_database_without_a_marker_is_adopted(tmp_path: Path, clock: Clock) -> None:
+    """A database from before the marker existed (or a lost marker): nothing to compare with,
+    so the switches it holds load and a marker is written."""
+    switch_id = await _held_one_switch(tmp_path, clock)
+    (tmp_path / MARKER_NAME).unlink()
+    store = KillSwitchStore(tmp_path, clock=clock)
+    await store.open()
+    try:
+        assert [s.id for s in store.active()] == [switch_id]
+        assert counted(tmp_path) == (1, 1)
+    finally:
+        await store.close()

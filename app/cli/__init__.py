@@ -1,0 +1,58 @@
+"""The ``pretrade-guard`` command line (click): serve, and the operator's sub-commands.
+
+::
+
+    pretrade-guard                      serve (the container's CMD; same as `serve`)
+    pretrade-guard check-config [FILE]  validate a config as a start would; print what it holds
+    pretrade-guard reset-kill-switches  start over with no kill switches after a lost database
+
+Output goes through ``click.echo`` (``print`` stays out of ``app/``). Exit codes are listed
+in ``--help`` of each command and in docs/operator-guide.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+
+import click
+
+from app.cli.check_config import check_config
+from app.cli.reset import reset_kill_switches
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _version() -> str:
+    try:
+        return package_version("pretrade-guard")
+    except PackageNotFoundError:  # a source tree without an install
+        return "0.0.0+source"
+
+
+def build_cli(serve: Callable[[], None]) -> click.Group:
+    """The command group; ``serve`` runs when no sub-command is given."""
+
+    @click.group(invoke_without_command=True, context_settings=CONTEXT)
+    @click.version_option(_version(), prog_name="pretrade-guard")
+    @click.pass_context
+    def cli(ctx: click.Context) -> None:
+        """Pre-trade guard: answers "may this account place this order now, and if not, why?".
+
+        With no command, serve: read the configuration (the YAML file named by
+        PRETRADE_GUARD_CONFIG, then PRETRADE_GUARD_<SECTION>__<FIELD> variables) and run
+        until SIGTERM. A configuration error, no accounts, or a kill-switch database that
+        lost switches stop the start with exit 2 and a message saying why.
+        """
+        if ctx.invoked_subcommand is None:
+            serve()
+
+    @cli.command("serve", context_settings=CONTEXT)
+    def serve_command() -> None:
+        """Serve (what `pretrade-guard` with no command does)."""
+        serve()
+
+    cli.add_command(check_config)
+    cli.add_command(reset_kill_switches)
+    return cli
