@@ -47,9 +47,13 @@ $(BIN)/python:
 		|| { echo "error: '$(PYTHON)' must be Python >= 3.11 (try: make PYTHON=python3.11 ...)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
 
-$(STAMP): $(BIN)/python pyproject.toml requirements/dev.lock requirements/runtime.lock
+$(STAMP): $(BIN)/python pyproject.toml requirements/dev.lock requirements/runtime.lock \
+		clients/python/pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check --no-input -r requirements/dev.lock
 	$(BIN)/python -m pip install --disable-pip-version-check --no-input --no-deps -e .
+	# The bot client (its own distribution; its only dependency, httpx, is in the lock).
+	$(BIN)/python -m pip install --disable-pip-version-check --no-input --no-deps \
+		-e ./clients/python
 	@touch $@
 
 venv: $(STAMP) ## Create/refresh .venv (only when pyproject.toml or a lock changed)
