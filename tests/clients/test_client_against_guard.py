@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -118,6 +120,43 @@ def test_a_guard_that_does_not_answer_fails_closed(silent_port: int) -> None:
     assert decision.codes == (ClientReasonCode.GUARD_UNAVAILABLE,)
     assert [type(c.error) for c in calls] == [GuardUnavailable, GuardUnavailable]
     assert [c.endpoint for c in calls] == ["can-trade", "can-trade/batch"]
+
+
+@pytest.fixture
+def trickling_port() -> Iterator[int]:
+    """A loopback HTTP server that sends a 200 header at once, then its body a byte at a
+    time, slower than any deadline here, until the client hangs up."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                while not stop.wait(0.05):
+                    conn.sendall(b" ")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=5)
+
+
+def test_the_deadline_bounds_an_answer_that_trickles_in(trickling_port: int) -> None:
+    # Each read gets a byte well within the 5 s timeout: only the deadline can end the call.
+    with (
+        GuardClient(f"http://127.0.0.1:{trickling_port}", BOT_TOKEN, timeout=5) as guard,
+        pytest.raises(GuardUnavailable, match="deadline passed"),
+    ):
+        guard.can_trade("alpha", deadline=0.3)
 
 
 def test_no_guard_listening_fails_closed() -> None:

@@ -373,3 +373,9 @@ async def test_the_async_client_parses_and_maps_errors_the_same_way() -> None:
             await guard.can_trade("nobody")
     assert [c.error is None for c in calls] == [True, False, False]
     assert seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_an_answer_larger_than_the_bound_is_refused() -> None:
+    huge = decision_body(padding="x" * (8 * 1024 * 1024))
+    with client(answering(200, huge)) as guard, pytest.raises(GuardUnavailable, match="larger"):
+        guard.can_trade("alpha")

@@ -13,7 +13,7 @@ import httpx
 from pretrade_guard_client import wire
 from pretrade_guard_client.codes import OnUnavailable, OrderSide, OrderType, PositionSide
 from pretrade_guard_client.errors import GuardError, GuardUnavailable
-from pretrade_guard_client.hooks import GuardCall, Hook, notify
+from pretrade_guard_client.hooks import Hook, record
 from pretrade_guard_client.models import Amount, Decision, Order
 from pretrade_guard_client.settings import ClientSettings
 
@@ -97,25 +97,13 @@ class AsyncGuardClient:
 
     async def check(self, order: Order, *, deadline: float | None = None) -> Decision:
         """The guard's decision on one order (``GET /can-trade``)."""
-        params = wire.query_params(order)
-        started = time.perf_counter()
-        try:
-            try:
-                async with asyncio.timeout(deadline):
-                    response = await self._http.get(
-                        wire.CAN_TRADE_PATH,
-                        params=params,
-                        timeout=wire.timeout_for(self._settings.timeout, deadline),
-                    )
-            except (httpx.HTTPError, TimeoutError) as exc:
-                raise wire.unavailable(exc) from exc
-            decision = wire.decision(response)
-        except GuardError as error:
-            self._failed("can-trade", started, 1, error)
-            if isinstance(error, GuardUnavailable) and self._settings.deny_when_unavailable:
-                return wire.denial(order, error)
-            raise
-        self._done("can-trade", started, (decision,))
+        request = self._http.build_request(
+            "GET",
+            wire.CAN_TRADE_PATH,
+            params=wire.query_params(order),
+            timeout=wire.timeout_for(self._settings.timeout, deadline),
+        )
+        (decision,) = await self._call("can-trade", request, (order,), deadline, batch=False)
         return decision
 
     async def check_batch(
@@ -126,32 +114,45 @@ class AsyncGuardClient:
         The guard judges the batch as a whole: an unknown account anywhere answers 404
         for the whole batch (raised as ``GuardRequestError``).
         """
-        body = wire.batch_body(orders)
+        request = self._http.build_request(
+            "POST",
+            wire.BATCH_PATH,
+            json=wire.batch_body(orders),
+            timeout=wire.timeout_for(self._settings.timeout, deadline),
+        )
+        return await self._call("can-trade/batch", request, tuple(orders), deadline, batch=True)
+
+    async def _call(
+        self,
+        endpoint: str,
+        request: httpx.Request,
+        orders: tuple[Order, ...],
+        deadline: float | None,
+        *,
+        batch: bool,
+    ) -> list[Decision]:
         started = time.perf_counter()
         try:
-            try:
-                async with asyncio.timeout(deadline):
-                    response = await self._http.post(
-                        wire.BATCH_PATH,
-                        json=body,
-                        timeout=wire.timeout_for(self._settings.timeout, deadline),
-                    )
-            except (httpx.HTTPError, TimeoutError) as exc:
-                raise wire.unavailable(exc) from exc
-            decisions = wire.decisions(response, len(orders))
+            decisions = wire.parse(await self._fetch(request, deadline), len(orders), batch=batch)
         except GuardError as error:
-            self._failed("can-trade/batch", started, len(orders), error)
+            record(self._settings.hooks, endpoint, started, len(orders), error=error)
             if isinstance(error, GuardUnavailable) and self._settings.deny_when_unavailable:
                 return [wire.denial(order, error) for order in orders]
             raise
-        self._done("can-trade/batch", started, tuple(decisions))
+        record(self._settings.hooks, endpoint, started, len(orders), decisions=decisions)
         return decisions
 
-    def _done(self, endpoint: str, started: float, decisions: tuple[Decision, ...]) -> None:
-        duration = time.perf_counter() - started
-        call = GuardCall(endpoint, duration, len(decisions), decisions)
-        notify(self._settings.hooks, call)
-
-    def _failed(self, endpoint: str, started: float, orders: int, error: GuardError) -> None:
-        duration = time.perf_counter() - started
-        notify(self._settings.hooks, GuardCall(endpoint, duration, orders, error=error))
+    async def _fetch(self, request: httpx.Request, deadline: float | None) -> wire.Answer:
+        """Send, and read a bounded answer, the whole call within the deadline."""
+        body = wire.Body(deadline)
+        try:
+            async with asyncio.timeout(deadline):
+                response = await self._http.send(request, stream=True)
+                try:
+                    async for chunk in response.aiter_bytes():
+                        body.add(chunk)
+                finally:
+                    await response.aclose()
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise wire.unavailable(exc) from exc
+        return wire.Answer(response.status_code, body.content())

@@ -14,6 +14,7 @@ raises is logged and ignored: a broken metric must never change a trading decisi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -54,3 +55,18 @@ def notify(hooks: Sequence[Hook], call: GuardCall) -> None:
             hook(call)
         except Exception:
             log.exception("pretrade-guard client hook %r failed", hook)
+
+
+def record(
+    hooks: Sequence[Hook],
+    endpoint: str,
+    started: float,
+    orders: int,
+    *,
+    decisions: Sequence[Decision] = (),
+    error: GuardError | None = None,
+) -> None:
+    """Tell every hook about a call that began at ``started`` (``time.perf_counter()``)."""
+    if hooks:
+        duration = time.perf_counter() - started
+        notify(hooks, GuardCall(endpoint, duration, orders, tuple(decisions), error))

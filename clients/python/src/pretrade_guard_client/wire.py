@@ -4,7 +4,9 @@ how every answer (or failure) becomes a ``Decision`` or an error. No I/O here.""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,6 +19,8 @@ CAN_TRADE_PATH = "/can-trade"
 BATCH_PATH = "/can-trade/batch"
 #: The guard takes at most this many orders per batch request.
 MAX_BATCH = 1000
+#: Largest answer read (a batch of 1000 decisions is well under 1 MiB).
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
 #: Longest error text kept from an answer that is not the guard's JSON error shape.
 _MAX_TEXT = 200
 
@@ -63,24 +67,52 @@ def unavailable(exc: Exception) -> GuardUnavailable:
     return GuardUnavailable(f"guard {what}: {type(exc).__name__}: {exc}")
 
 
-def decision(response: httpx.Response) -> Decision:
-    body = _body(response)
-    try:
-        return parse_decision(body)
-    except _Malformed as exc:
-        raise GuardUnavailable(f"guard answered something that is not a decision: {exc}") from None
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the guard answered: status and the (bounded) body."""
+
+    status_code: int
+    content: bytes
 
 
-def decisions(response: httpx.Response, expected: int) -> list[Decision]:
-    body = _body(response)
+class Body:
+    """Collects an answer's body, refusing one larger than ``MAX_ANSWER_BYTES`` or still
+    arriving after the call's deadline (so a trickling answer cannot hold a call)."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self._ends_at = None if deadline is None else time.monotonic() + deadline
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > MAX_ANSWER_BYTES:
+            raise GuardUnavailable(f"guard answer larger than {MAX_ANSWER_BYTES} bytes")
+        if self._ends_at is not None and time.monotonic() > self._ends_at:
+            raise GuardUnavailable("guard timed out: the call's deadline passed while reading")
+        self._chunks.append(chunk)
+
+    def content(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+def parse(answer: Answer, orders: int, *, batch: bool) -> list[Decision]:
+    """The decisions in an answer to ``orders`` orders (``/can-trade`` or the batch).
+
+    Raises ``GuardRequestError`` on 4xx and ``GuardUnavailable`` on anything else that is
+    not the decision contract.
+    """
+    body = _body(answer)
     try:
+        if not batch:
+            return [parse_decision(body)]
         if not isinstance(body, dict) or not isinstance(body.get("decisions"), list):
             raise _Malformed("no 'decisions' list")
         parsed = [parse_decision(item) for item in body["decisions"]]
     except _Malformed as exc:
-        raise GuardUnavailable(f"guard answered something that is not a batch: {exc}") from None
-    if len(parsed) != expected:
-        raise GuardUnavailable(f"guard answered {len(parsed)} decisions for {expected} orders")
+        raise GuardUnavailable(f"guard answered something that is not a decision: {exc}") from None
+    if len(parsed) != orders:
+        raise GuardUnavailable(f"guard answered {len(parsed)} decisions for {orders} orders")
     return parsed
 
 
@@ -96,7 +128,7 @@ def denial(order: Order, error: GuardUnavailable) -> Decision:
     )
 
 
-def _body(response: httpx.Response) -> Any:
+def _body(response: Answer) -> Any:
     status = response.status_code
     if 400 <= status < 500:
         raise _request_error(response)
@@ -108,7 +140,7 @@ def _body(response: httpx.Response) -> Any:
         raise GuardUnavailable("guard answered 200 with a body that is not JSON") from None
 
 
-def _request_error(response: httpx.Response) -> GuardRequestError:
+def _request_error(response: Answer) -> GuardRequestError:
     try:
         error = json.loads(response.content)["error"]
         code, message = error["code"], error["message"]
