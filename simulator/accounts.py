@@ -9,6 +9,8 @@ locks whose ``plannedRecoverTime`` has passed.
 from __future__ import annotations
 
 import copy
+import itertools
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -96,6 +98,12 @@ class AccountState:
         self.account_update_time = _merge(self.account, spec.account, now_ms)
         self.indicators: dict[str, list[dict[str, Any]]] = copy.deepcopy(spec.indicators)
         self.indicators_update_time = now_ms
+        # Binance settings (``PATCH /_sim/accounts/{id}/binance`` and the mode endpoints).
+        self.dual_side_position = spec.binance.dual_side_position
+        self.multi_assets_margin = spec.binance.multi_assets_margin
+        self.leverage: dict[str, int] = dict(spec.binance.leverage)
+        #: Server-clock ms of the account's recent new orders (``ORDERS`` limits, -1015).
+        self.order_times: deque[int] = deque()
 
     def patch_status(self, patch: Mapping[str, Any], now_ms: int) -> None:
         """Merge ``patch`` into the status; a new ``tradingStatus`` brings its own ``reason``.
@@ -140,6 +148,24 @@ class AccountState:
             self.indicators_update_time = now_ms
         return self.indicators
 
+    def binance_config(self) -> dict[str, Any]:
+        return {
+            "dualSidePosition": self.dual_side_position,
+            "multiAssetsMargin": self.multi_assets_margin,
+            "leverage": dict(self.leverage),
+        }
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        """The model's ``openOrders`` (object entries only)."""
+        orders = self.account.get("openOrders")
+        if not isinstance(orders, list):
+            return []
+        return [order for order in orders if isinstance(order, dict)]
+
+    def replace_open_orders(self, orders: list[dict[str, Any]], now_ms: int) -> None:
+        self.account["openOrders"] = orders
+        self.account_update_time = now_ms
+
     def describe(self, now_ms: int) -> dict[str, Any]:
         """The control API's view of this account (the secret is never shown)."""
         return {
@@ -150,6 +176,7 @@ class AccountState:
             "account": {**self.account, UPDATE_TIME: self.account_update_time},
             "indicators": self.current_indicators(now_ms),
             "indicators_update_time": self.indicators_update_time,
+            "binance": self.binance_config(),
         }
 
 
@@ -160,12 +187,15 @@ class AccountBook:
         self._specs = specs
         self._clock = clock
         self._by_id: dict[str, AccountState] = {}
+        #: Exchange order ids, unique across accounts (Binance's are numbers).
+        self.order_ids = itertools.count(100_000_001)
         self.reset()
 
     def reset(self) -> None:
         """Back to the scenario's state (new ``updateTime`` values)."""
         now_ms = self._clock.now_ms()
         self._by_id = {spec.id: AccountState(spec, now_ms) for spec in self._specs}
+        self.order_ids = itertools.count(100_000_001)
 
     def __iter__(self) -> Iterator[AccountState]:
         return iter(self._by_id.values())

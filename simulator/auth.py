@@ -66,25 +66,44 @@ def _integer(params: dict[str, str], name: str) -> int | None:
     return int(raw)
 
 
+def merge_params(query: str, body: str) -> dict[str, str]:
+    """Query and form-body parameters; a name in both takes the query's value (as Binance)."""
+    return {**parse_params(body), **parse_params(query)}
+
+
 def verify(
-    query: str, api_key: str | None, book: AccountBook, server_time_ms: int
+    query: str,
+    api_key: str | None,
+    book: AccountBook,
+    server_time_ms: int,
+    body: str = "",
 ) -> SignedRequest:
-    """Authenticate one signed request or raise the ``ApiError`` the exchange would answer."""
+    """Authenticate one signed request or raise the ``ApiError`` the exchange would answer.
+
+    ``signature`` is the last parameter of the form body when there is one, else of the query
+    string; it signs the query string followed directly by the body (``totalParams``).
+    """
     if not api_key or not API_KEY_PATTERN.fullmatch(api_key):
         raise errors.bad_api_key_format()
     account = book.by_key(api_key)
     if account is None:
         raise errors.rejected_api_key()
 
-    parts = query.split("&") if query else []
+    carrier = body if body else query
+    parts = carrier.split("&") if carrier else []
     names = [part.partition("=")[0] for part in parts]
+    other = query if body else ""
+    other_names = [part.partition("=")[0] for part in other.split("&")] if other else []
     if _SIGNATURE not in names:
+        if _SIGNATURE in other_names:
+            raise errors.malformed_param("Parameter 'signature' must be the last parameter.")
         raise errors.mandatory_param(_SIGNATURE)
-    if names[-1] != _SIGNATURE or names.count(_SIGNATURE) > 1:
+    if names[-1] != _SIGNATURE or names.count(_SIGNATURE) > 1 or _SIGNATURE in other_names:
         raise errors.malformed_param("Parameter 'signature' must be the last parameter.")
-    payload = "&".join(parts[:-1])
+    signed_part = "&".join(parts[:-1])
     signature = parts[-1].partition("=")[2]
-    params = parse_params(payload)
+    payload = other + signed_part
+    params = merge_params(query, signed_part) if body else parse_params(signed_part)
     timestamp = _integer(params, "timestamp")
     if timestamp is None:
         raise errors.mandatory_param("timestamp")

@@ -38,7 +38,16 @@ class Call:
         return self.account
 
 
-#: Returns the JSON answer; raises ``simulator.errors.ApiError`` for an error answer.
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A handler's answer with extra response headers (e.g. ``X-MBX-ORDER-COUNT-1M``)."""
+
+    payload: Any
+    headers: Mapping[str, str]
+
+
+#: Returns the JSON answer (or an ``Answer``); raises ``simulator.errors.ApiError`` for an
+#: error answer.
 Handler = Callable[[Call], Any]
 
 
@@ -51,6 +60,7 @@ class Endpoint:
     handler: Handler
     #: Weight when the optional ``symbol`` parameter is absent, if that costs more.
     weight_without_symbol: int | None = None
+    method: str = "GET"
 
     def weight_for(self, params: Mapping[str, str]) -> int:
         if self.weight_without_symbol is not None and not params.get("symbol"):

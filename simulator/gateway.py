@@ -24,7 +24,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from simulator import auth, errors
-from simulator.endpoint import Call, Endpoint, Face
+from simulator.endpoint import Answer, Call, Endpoint, Face
 from simulator.errors import ApiError
 from simulator.faults import (
     MODIFY_KINDS,
@@ -44,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 JSON_TYPE = "application/json"
+#: The largest form body read from an exchange request (Binance orders are a few hundred bytes).
+MAX_BODY_BYTES = 65536
+#: Methods whose form body carries parameters.
+_BODY_METHODS = frozenset({"POST", "PUT", "DELETE"})
 #: What a dropped connection declares and what it actually sends before closing.
 _DROP_DECLARED_LENGTH = 4096
 _DROP_PARTIAL_BODY = b'{"code":'
@@ -77,9 +81,11 @@ class _Incoming:
     query: str
     api_key: str | None
     client_ip: str
+    #: The form body (latin-1 text); None when it was larger than ``MAX_BODY_BYTES``.
+    body: str | None = ""
 
     @classmethod
-    def from_scope(cls, scope: Scope) -> _Incoming:
+    def from_scope(cls, scope: Scope, body: bytes | None = b"") -> _Incoming:
         client = scope.get("client")
         return cls(
             method=scope["method"],
@@ -88,7 +94,27 @@ class _Incoming:
             query=scope["query_string"].decode("latin-1"),
             api_key=Headers(scope=scope).get("x-mbx-apikey"),
             client_ip=client[0] if client else "unknown",
+            body=None if body is None else body.decode("latin-1"),
         )
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
+    """The request body of a POST/PUT/DELETE, at most ``MAX_BODY_BYTES`` (None beyond)."""
+    if scope["method"] not in _BODY_METHODS:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 class Gateway:
@@ -96,10 +122,11 @@ class Gateway:
 
     def __init__(self, state: SimulatorState, endpoints: Iterable[Endpoint]) -> None:
         self._state = state
-        self._endpoints = {endpoint.path: endpoint for endpoint in endpoints}
+        self._endpoints = {(endpoint.method, endpoint.path): endpoint for endpoint in endpoints}
+        self._paths = {endpoint.path: endpoint for endpoint in endpoints}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        incoming = _Incoming.from_scope(scope)
+        incoming = _Incoming.from_scope(scope, await _read_body(scope, receive))
         reply = await self._serve(incoming)
         fault = None if reply.fault is None else reply.fault.value
         self._state.requests.record(
@@ -108,13 +135,16 @@ class Gateway:
         await _send(reply, send)
 
     async def _serve(self, incoming: _Incoming) -> Reply:
-        endpoint = self._endpoints.get(incoming.path)
-        face = endpoint.face if endpoint else _face_of_path(incoming.path)
+        endpoint = self._endpoints.get((incoming.method, incoming.path))
+        known = self._paths.get(incoming.path)
+        face = known.face if known else _face_of_path(incoming.path)
         budget, bucket = self._budget(face, incoming)
-        if endpoint is None:
+        if known is None:
             reply = Reply.error(errors.not_found())
-        elif incoming.method != "GET":
+        elif endpoint is None:
             reply = Reply.error(errors.method_not_allowed())
+        elif incoming.body is None:
+            reply = Reply.error(errors.malformed_param("Request body too large."))
         else:
             faults = self._state.faults.matching(incoming.api_key, incoming.path)
             delayed = await self._delay(faults)
@@ -136,21 +166,27 @@ class Gateway:
     def _answer(
         self, endpoint: Endpoint, incoming: _Incoming, budget: WeightBudget, bucket: str
     ) -> Reply:
+        body = incoming.body or ""
         try:
             try:
-                weight = endpoint.weight_for(auth.parse_params(incoming.query))
+                weight = endpoint.weight_for(auth.merge_params(incoming.query, body))
             except ApiError:
                 weight = endpoint.weight
             self._charge(budget, bucket, weight, endpoint.face)
             now_ms = self._state.clock.now_ms()
             if endpoint.signed:
-                signed = auth.verify(incoming.query, incoming.api_key, self._state.accounts, now_ms)
+                signed = auth.verify(
+                    incoming.query, incoming.api_key, self._state.accounts, now_ms, body
+                )
                 call = Call(self._state, signed.account, signed.params, now_ms)
             else:
-                call = Call(self._state, None, auth.parse_params(incoming.query), now_ms)
-            return Reply(200, endpoint.handler(call))
+                call = Call(self._state, None, auth.merge_params(incoming.query, body), now_ms)
+            answer = endpoint.handler(call)
         except ApiError as exc:
             return Reply.error(exc)
+        if isinstance(answer, Answer):
+            return Reply(200, answer.payload, headers=dict(answer.headers))
+        return Reply(200, answer)
 
     def _charge(self, budget: WeightBudget, bucket: str, weight: int, face: Face) -> None:
         charge = budget.charge(bucket, weight)

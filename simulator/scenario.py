@@ -23,12 +23,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
+
+from simulator.markets import DEFAULT_MARKETS, MarketSpec
 
 #: What an API key may look like; anything else is answered with -2014 (bad key format).
 API_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-#: Symbols every account "trades" on the Binance face (v2 account lists every market symbol).
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
 
 
 def check_api_key(value: str) -> str:
@@ -40,6 +40,29 @@ def check_api_key(value: str) -> str:
 
 class ScenarioError(Exception):
     """The scenario file cannot be read or does not describe a valid scenario."""
+
+
+class BinanceConfigSpec(BaseModel):
+    """An account's Binance settings: position mode, multi-assets mode, leverage per symbol."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+    #: Hedge mode (LONG and SHORT positions per symbol) when true; one-way (BOTH) when false.
+    dual_side_position: bool = False
+    multi_assets_margin: bool = False
+    #: Leverage per symbol; a symbol not listed uses its position's ``leverage``, else 20.
+    leverage: dict[str, PositiveInt] = Field(default_factory=dict)
+
+
+class OrderRateLimits(BaseModel):
+    """Binance's per-account ``ORDERS`` limits (``exchangeInfo.rateLimits``; -1015)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_10s: PositiveInt = 300
+    per_minute: PositiveInt = 1200
 
 
 class AccountSpec(BaseModel):
@@ -54,6 +77,7 @@ class AccountSpec(BaseModel):
     status: dict[str, Any] = Field(default_factory=dict)
     account: dict[str, Any] = Field(default_factory=dict)
     indicators: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    binance: BinanceConfigSpec = Field(default_factory=BinanceConfigSpec)
 
     @field_validator("key_permissions", "status", "account", "indicators", mode="before")
     @classmethod
@@ -85,8 +109,16 @@ class Scenario(BaseModel):
     ban_grace_s: NonNegativeFloat = 0.5
     #: How many recent requests ``GET /_sim/requests`` keeps.
     request_log_size: PositiveInt = 1000
-    #: Market symbols on the Binance face (positions' symbols are added automatically).
-    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    #: Binance symbols and their rules (exchangeInfo, brackets, mark prices, order checks).
+    markets: dict[str, MarketSpec] = Field(default_factory=lambda: dict(DEFAULT_MARKETS))
+    #: More market symbols, with default rules (held/ordered/judged symbols are added too).
+    symbols: tuple[str, ...] = ()
+    #: Per-account ORDERS limits of the Binance face.
+    order_rate_limits: OrderRateLimits = Field(default_factory=OrderRateLimits)
+    #: Conditional types (STOP*, TAKE_PROFIT*, TRAILING_STOP_MARKET) on ``/fapi/v1/order``:
+    #: false = accepted (the classic API); true = -4120, as Binance since 2025-12-02 (Algo
+    #: Service).
+    algo_service: bool = False
     accounts: list[AccountSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -5,18 +5,21 @@ from __future__ import annotations
 from simulator.accounts import AccountBook
 from simulator.clock import SimClock
 from simulator.faults import FaultBook
+from simulator.markets import MarketBook
 from simulator.requestlog import RequestLog
 from simulator.scenario import Scenario
 from simulator.weights import BudgetPolicy, WeightBudget
 
 
 class SimulatorState:
-    """The simulated exchange: accounts, clock, weight budgets, faults and the request log."""
+    """The simulated exchange: accounts, market, clock, weight budgets, faults and the log."""
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.clock = SimClock()
         self.accounts = AccountBook(scenario.accounts, self.clock)
+        #: Binance face: symbol rules, brackets and mark prices.
+        self.markets = MarketBook(scenario.markets)
         self.faults = FaultBook()
         #: generic-v2 face: one budget per API key.
         self.key_budget = WeightBudget(self._policy(scenario.weight_limit_per_minute))
@@ -36,6 +39,7 @@ class SimulatorState:
         """Back to the scenario file: accounts, clock, faults, budgets, bans and the log."""
         self.clock.reset()
         self.accounts.reset()
+        self.markets.reset()
         self.faults.clear()
         self.key_budget.reset()
         self.ip_budget.reset()

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from simulator.control.accounts import AccountsApi
 from simulator.control.faults import FaultsApi
+from simulator.control.markets import MarketsApi
 from simulator.control.observe import ObserveApi
 from simulator.control.wire import ControlError, problem
 from simulator.state import SimulatorState
@@ -28,6 +29,7 @@ def create_control_app(state: SimulatorState) -> Starlette:
         *ObserveApi(state).routes(),
         *AccountsApi(state).routes(),
         *FaultsApi(state).routes(),
+        *MarketsApi(state).routes(),
     ]
     return Starlette(
         routes=routes,

@@ -17,6 +17,8 @@ from simulator.state import SimulatorState
 
 logger = logging.getLogger(__name__)
 
+MAX_LEVERAGE = 125
+
 
 class CredentialsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -28,6 +30,25 @@ class CredentialsPatch(BaseModel):
     @classmethod
     def _key_format(cls, value: str | None) -> str | None:
         return None if value is None else check_api_key(value)
+
+
+class BinancePatch(BaseModel):
+    """``PATCH .../binance``: modes and leverage, set without Binance's refusals."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dualSidePosition: bool | None = None  # noqa: N815 (Binance's names)
+    multiAssetsMargin: bool | None = None  # noqa: N815
+    #: Merged into the account's leverage map; null for a symbol removes its entry.
+    leverage: dict[str, int | None] | None = None
+
+    @field_validator("leverage")
+    @classmethod
+    def _leverage_range(cls, value: dict[str, int | None] | None) -> dict[str, int | None] | None:
+        for symbol, lever in (value or {}).items():
+            if lever is not None and not 1 <= lever <= MAX_LEVERAGE:
+                raise ValueError(f"leverage of {symbol} must be 1..{MAX_LEVERAGE}")
+        return value
 
 
 class IndicatorEntries(BaseModel):
@@ -51,6 +72,7 @@ class AccountsApi:
             Route(base + "/{id}/account", self.patch_account, methods=["PATCH"]),
             Route(base + "/{id}/indicators", self.put_indicators, methods=["PUT"]),
             Route(base + "/{id}/credentials", self.patch_credentials, methods=["PATCH"]),
+            Route(base + "/{id}/binance", self.patch_binance, methods=["PATCH"]),
         ]
 
     def _now(self) -> int:
@@ -102,4 +124,19 @@ class AccountsApi:
         except CredentialConflict as exc:
             raise ControlError(409, "another account already uses this api_key") from exc
         logger.info("account %s credentials changed", account.id)
+        return self._describe(account)
+
+    async def patch_binance(self, request: Request) -> Response:
+        account = self._account(request)
+        patch = validate(BinancePatch, await read_object(request))
+        if patch.dualSidePosition is not None:
+            account.dual_side_position = patch.dualSidePosition
+        if patch.multiAssetsMargin is not None:
+            account.multi_assets_margin = patch.multiAssetsMargin
+        for symbol, lever in (patch.leverage or {}).items():
+            if lever is None:
+                account.leverage.pop(symbol, None)
+            else:
+                account.leverage[symbol] = lever
+        logger.info("account %s binance settings patched", account.id)
         return self._describe(account)

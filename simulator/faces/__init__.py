@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 from simulator.endpoint import Endpoint
-from simulator.faces import binance, generic_v2
+from simulator.faces import (
+    binance,
+    binance_market,
+    binance_modes,
+    binance_orders,
+    generic_v2,
+)
 
-ENDPOINTS: tuple[Endpoint, ...] = (*generic_v2.ENDPOINTS, *binance.ENDPOINTS)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *generic_v2.ENDPOINTS,
+    *binance.ENDPOINTS,
+    *binance_market.ENDPOINTS,
+    *binance_modes.ENDPOINTS,
+    *binance_orders.ENDPOINTS,
+)

@@ -13,49 +13,19 @@ from simulator import errors
 from simulator.accounts import AccountState
 from simulator.endpoint import Call, Endpoint, Face
 from simulator.faces import binance_shapes as shapes
+from simulator.faces.binance_market import listed_symbols
+
+
+def symbols_of(call: Call, account: AccountState) -> list[str]:
+    """The market's symbols plus any symbol this account holds, orders or is judged on."""
+    return shapes.market_symbols(account, listed_symbols(call))
 
 
 def _requested_symbol(call: Call, account: AccountState) -> str | None:
     symbol = call.params.get("symbol") or None
-    if symbol is not None and symbol not in shapes.market_symbols(
-        account, call.state.scenario.symbols
-    ):
+    if symbol is not None and symbol not in symbols_of(call, account):
         raise errors.invalid_symbol()
     return symbol
-
-
-def _held(account: AccountState) -> dict[str, dict[str, Any]]:
-    return {str(position.get("symbol", "")): position for position in shapes.positions(account)}
-
-
-def server_time(call: Call) -> dict[str, Any]:
-    return {"serverTime": call.server_time_ms}
-
-
-def exchange_info(call: Call) -> dict[str, Any]:
-    """A minimal market list, so off-the-shelf clients (ccxt ``load_markets``) can start.
-
-    Lists the scenario's symbols plus every symbol an account holds, orders or is judged on.
-    """
-    scenario = call.state.scenario
-    symbols = list(scenario.symbols)
-    for account in call.state.accounts:
-        for symbol in shapes.market_symbols(account, ()):
-            if symbol not in symbols:
-                symbols.append(symbol)
-    return {
-        "timezone": "UTC",
-        "serverTime": call.server_time_ms,
-        "futuresType": "U_MARGINED",
-        "rateLimits": [
-            shapes.weight_rate_limit(
-                scenario.binance_weight_limit_per_minute, scenario.weight_window_s
-            )
-        ],
-        "exchangeFilters": [],
-        "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
-        "symbols": [shapes.market(symbol) for symbol in symbols],
-    }
 
 
 def account_config(call: Call) -> dict[str, Any]:
@@ -66,14 +36,14 @@ def account_v3(call: Call) -> dict[str, Any]:
     """Totals, assets, and only the symbols with a position or open orders."""
     account = call.signed_account()
     rows = [
-        shapes.position_v3(position, account.account_update_time)
-        for position in shapes.positions(account)
+        shapes.position_v3(
+            {**shapes.position_for(account, symbol, side), "symbol": symbol},
+            account.account_update_time,
+            side,
+        )
+        for symbol in _active_symbols(account)
+        for side in shapes.position_sides(account)
     ]
-    listed = {row["symbol"] for row in rows}
-    for symbol in shapes.open_order_symbols(account):
-        if symbol not in listed:
-            listed.add(symbol)
-            rows.append(shapes.position_v3({"symbol": symbol}, account.account_update_time))
     return {
         **shapes.totals(account),
         "assets": [shapes.asset(account, legacy=False)],
@@ -81,10 +51,22 @@ def account_v3(call: Call) -> dict[str, Any]:
     }
 
 
+def _active_symbols(account: AccountState) -> list[str]:
+    """Symbols with a position or open orders (what v3 account and positionRisk list)."""
+    symbols: list[str] = []
+    for symbol in (
+        *(str(p.get("symbol", "")) for p in shapes.positions(account)),
+        *shapes.open_order_symbols(account),
+    ):
+        if symbol and symbol not in symbols:
+            symbols.append(symbol)
+    return symbols
+
+
 def account_v2(call: Call) -> dict[str, Any]:
     """Legacy: account flags too, and a row for every market symbol (zero when not held)."""
     account = call.signed_account()
-    held = _held(account)
+    markets = call.state.markets
     config = shapes.account_config(account)
     return {
         "feeTier": config["feeTier"],
@@ -98,8 +80,18 @@ def account_v2(call: Call) -> dict[str, Any]:
         **shapes.totals(account),
         "assets": [shapes.asset(account, legacy=True)],
         "positions": [
-            shapes.position_v2(symbol, held.get(symbol, {}), account.account_update_time)
-            for symbol in shapes.market_symbols(account, call.state.scenario.symbols)
+            shapes.position_v2(
+                symbol,
+                shapes.position_for(account, symbol, side),
+                account.account_update_time,
+                position_side=side,
+                lever=shapes.leverage(account, symbol),
+                max_notional=str(
+                    markets.rules(symbol).max_notional_at(shapes.leverage(account, symbol))
+                ),
+            )
+            for symbol in symbols_of(call, account)
+            for side in shapes.position_sides(account)
         ],
     }
 
@@ -107,13 +99,70 @@ def account_v2(call: Call) -> dict[str, Any]:
 def symbol_config(call: Call) -> list[dict[str, Any]]:
     account = call.signed_account()
     symbol = _requested_symbol(call, account)
-    held = _held(account)
-    symbols = (
-        [symbol]
-        if symbol is not None
-        else shapes.market_symbols(account, call.state.scenario.symbols)
-    )
-    return [shapes.symbol_config(name, held.get(name, {})) for name in symbols]
+    symbols = [symbol] if symbol is not None else symbols_of(call, account)
+    return [
+        shapes.symbol_config(
+            name,
+            shapes.position_for(account, name, "BOTH"),
+            shapes.leverage(account, name),
+            call.state.markets.rules(name),
+        )
+        for name in symbols
+    ]
+
+
+def position_risk_v2(call: Call) -> list[dict[str, Any]]:
+    """Legacy: a row per market symbol (per side in hedge mode), zero when not held."""
+    account = call.signed_account()
+    symbol = _requested_symbol(call, account)
+    symbols = [symbol] if symbol is not None else symbols_of(call, account)
+    return [
+        shapes.position_risk_v2(
+            name,
+            shapes.position_for(account, name, side),
+            position_side=side,
+            lever=shapes.leverage(account, name),
+            spec=call.state.markets.rules(name),
+            update_time=account.account_update_time,
+        )
+        for name in symbols
+        for side in shapes.position_sides(account)
+    ]
+
+
+def position_risk_v3(call: Call) -> list[dict[str, Any]]:
+    """Only symbols with a position or open orders (per side in hedge mode)."""
+    account = call.signed_account()
+    symbol = _requested_symbol(call, account)
+    symbols = [name for name in _active_symbols(account) if symbol in (None, name)]
+    return [
+        shapes.position_risk_v3(
+            name,
+            shapes.position_for(account, name, side),
+            position_side=side,
+            spec=call.state.markets.rules(name),
+            update_time=account.account_update_time,
+        )
+        for name in symbols
+        for side in shapes.position_sides(account)
+    ]
+
+
+def balance(call: Call) -> list[dict[str, Any]]:
+    return [shapes.balance(call.signed_account())]
+
+
+def leverage_bracket(call: Call) -> dict[str, Any] | list[dict[str, Any]]:
+    """An object with ``symbol``, an array of them without (as Binance)."""
+    account = call.signed_account()
+    symbol = _requested_symbol(call, account)
+    markets = call.state.markets
+    if symbol is not None:
+        return {"symbol": symbol, "brackets": markets.rules(symbol).bracket_rows()}
+    return [
+        {"symbol": name, "brackets": markets.rules(name).bracket_rows()}
+        for name in symbols_of(call, account)
+    ]
 
 
 def api_trading_status(call: Call) -> dict[str, Any]:
@@ -135,12 +184,21 @@ def api_restrictions(call: Call) -> dict[str, Any]:
 
 
 ENDPOINTS = (
-    Endpoint("/fapi/v1/time", Face.BINANCE, signed=False, weight=1, handler=server_time),
-    Endpoint("/fapi/v1/exchangeInfo", Face.BINANCE, signed=False, weight=1, handler=exchange_info),
     Endpoint("/fapi/v1/accountConfig", Face.BINANCE, signed=True, weight=5, handler=account_config),
     Endpoint("/fapi/v3/account", Face.BINANCE, signed=True, weight=5, handler=account_v3),
     Endpoint("/fapi/v2/account", Face.BINANCE, signed=True, weight=10, handler=account_v2),
     Endpoint("/fapi/v1/symbolConfig", Face.BINANCE, signed=True, weight=5, handler=symbol_config),
+    Endpoint(
+        "/fapi/v2/positionRisk", Face.BINANCE, signed=True, weight=10, handler=position_risk_v2
+    ),
+    Endpoint(
+        "/fapi/v3/positionRisk", Face.BINANCE, signed=True, weight=5, handler=position_risk_v3
+    ),
+    Endpoint("/fapi/v2/balance", Face.BINANCE, signed=True, weight=10, handler=balance),
+    Endpoint("/fapi/v3/balance", Face.BINANCE, signed=True, weight=5, handler=balance),
+    Endpoint(
+        "/fapi/v1/leverageBracket", Face.BINANCE, signed=True, weight=1, handler=leverage_bracket
+    ),
     Endpoint(
         "/fapi/v1/apiTradingStatus",
         Face.BINANCE,

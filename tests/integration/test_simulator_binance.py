@@ -43,7 +43,9 @@ def test_exchange_info_lists_perpetuals_and_the_ip_weight_limit(exchange: httpx.
     body = ok(response)
     assert response.headers[WEIGHT] == "1"
     assert body["rateLimits"] == [
-        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400}
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
     ]
     rows = {row["symbol"]: row for row in body["symbols"]}
     assert {"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT"} <= rows.keys()
@@ -133,7 +135,8 @@ def test_symbol_config(exchange: httpx.Client) -> None:
             "marginType": "ISOLATED",
             "isAutoAddMargin": "false",
             "leverage": 50,
-            "maxNotionalValue": "1000000",
+            # ETHUSDT's brackets: 12,000,000 is the largest cap with initialLeverage >= 50.
+            "maxNotionalValue": "12000000",
         }
     ]
     everything = ok(get(exchange, "/fapi/v1/symbolConfig", THIN_MARGIN))

@@ -55,3 +55,24 @@ def signed_get(
     """GET a signed endpoint the way a well-behaved client does."""
     query = signed_query(secret, params, timestamp_ms=timestamp_ms, recv_window=recv_window)
     return client.get(f"{path}?{query}", headers={API_KEY_HEADER: api_key})
+
+
+def signed_send(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    api_key: str,
+    secret: str,
+    params: Mapping[str, str | int] | None = None,
+    *,
+    in_body: bool = True,
+) -> httpx.Response:
+    """A signed POST/DELETE/...: parameters and signature in a form body (as ccxt and
+    python-binance send them) or, with ``in_body=False``, in the query string (as
+    binance-futures-connector does)."""
+    signed = signed_query(secret, params)
+    headers = {API_KEY_HEADER: api_key}
+    if in_body:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return client.request(method, path, content=signed.encode(), headers=headers)
+    return client.request(method, f"{path}?{signed}", headers=headers)

@@ -83,6 +83,24 @@ class SimControl:
         )
         return result
 
+    def patch_binance(self, account_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Position mode, multi-assets mode, leverage per symbol (``{"leverage": {S: n}}``)."""
+        result: dict[str, Any] = self._call(
+            "PATCH", f"/accounts/{account_id}/binance", json=dict(fields)
+        )
+        return result
+
+    # ------------------------------------------------------------------ market
+
+    def markets(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/markets")["markets"]
+        return result
+
+    def patch_market(self, symbol: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge rule fields (camelCase, e.g. ``markPrice``) over a symbol's rules."""
+        result: dict[str, Any] = self._call("PATCH", f"/markets/{symbol}", json=dict(fields))
+        return result
+
     # ------------------------------------------------------------------ faults
 
     def add_fault(
