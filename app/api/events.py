@@ -14,17 +14,23 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from app.api.deps import ReadAuth, ServicesDep
+from app.api.responses import error_body
 from app.api.schemas import ErrorOut
-from app.events.bus import EventBus
+from app.events.bus import EventBus, InvalidEventId, parse_event_id
 from app.events.model import StampedEvent
 from app.state.store import UnknownAccount
 
 router = APIRouter(tags=["events"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorOut,
+        "description": "`Last-Event-ID` is not an event id of this guard "
+        "(code `INVALID_LAST_EVENT_ID`).",
+    },
     401: {"model": ErrorOut, "description": "Missing or invalid bearer token."},
     403: {"model": ErrorOut, "description": "The token lacks the `read` scope."},
     404: {"model": ErrorOut, "description": "Unknown account."},
@@ -90,9 +96,18 @@ async def events(
         str | None, Query(description="Only this account's events (and global ones).")
     ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-) -> StreamingResponse:
+) -> Response:
     if account is not None and services.store.get(account) is None:
         raise UnknownAccount(account)
+    try:
+        parse_event_id(last_event_id)
+    except InvalidEventId as exc:
+        return error_body(
+            400,
+            "INVALID_LAST_EVENT_ID",
+            str(exc),
+            fields=[{"field": "Last-Event-ID", "message": str(exc)}],
+        )
     return StreamingResponse(
         _stream(services.events, account, last_event_id, services.sse_keepalive_s),
         media_type="text/event-stream",

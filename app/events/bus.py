@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +28,25 @@ from app.metrics import Metrics
 log = structlog.get_logger("app.events")
 
 Sink = Callable[[StampedEvent], None]
+
+#: An event id as the guard makes them: a run prefix, a dash, a sequence number (ASCII only,
+#: bounded, so parsing it cannot fail or cost more than a few digits).
+_EVENT_ID = re.compile(r"([0-9A-Za-z]{1,32})-([0-9]{1,19})")
+
+
+class InvalidEventId(ValueError):
+    """A ``Last-Event-ID`` that is not an event id of the guard's form (answered with 400)."""
+
+
+def parse_event_id(text: str | None) -> tuple[str, int] | None:
+    """``(prefix, seq)`` of a ``Last-Event-ID``; None when absent or blank (no replay).
+    Raises ``InvalidEventId`` for anything else than ``<prefix>-<digits>`` in ASCII."""
+    if text is None or not text.strip(" \t"):
+        return None
+    found = _EVENT_ID.fullmatch(text.strip(" \t"))
+    if found is None:
+        raise InvalidEventId("Last-Event-ID is not an event id of this guard (<run>-<number>)")
+    return found.group(1), int(found.group(2))
 
 
 def _wall_ms() -> int:
@@ -143,13 +163,14 @@ class EventBus:
         self._metrics.sse_subscribers.set(len(self._subscriptions))
 
     def replay_after(self, last_event_id: str | None, account: str | None) -> list[StampedEvent]:
-        """Events after ``last_event_id`` that are still in the ring (this process only)."""
-        if not last_event_id:
+        """Events after ``last_event_id`` that are still in the ring (this process only; an
+        id of an earlier run replays nothing). Raises ``InvalidEventId`` for a malformed id."""
+        parsed = parse_event_id(last_event_id)
+        if parsed is None:
             return []
-        prefix, _, seq_text = last_event_id.strip().rpartition("-")
-        if prefix != self._prefix or not seq_text.isdigit():
+        prefix, after = parsed
+        if prefix != self._prefix:
             return []
-        after = int(seq_text)
         return [
             stamped
             for seq, stamped in self._recent

@@ -16,6 +16,7 @@ Precedence, from the top:
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import localcontext
 
 from app.domain import (
     AccountState,
@@ -44,6 +45,7 @@ from app.rules.limits import (
     check_order_rate,
     check_position_limit,
 )
+from app.rules.money import RULES
 from app.rules.quant import check_quant_locks, quant_warnings
 
 #: A deny check: the reasons it finds, or an empty tuple.
@@ -86,8 +88,21 @@ def evaluate(
     Missing data denies with ``NO_DATA`` and stale data with ``STALE_DATA``, preceded only
     by ``HALT`` kill switches; otherwise every reason from ``CHECKS`` is collected in order,
     and ``allowed`` is true exactly when there is none. Warnings are advice and never
-    change ``allowed``.
+    change ``allowed``. No input makes it raise: the checks run in ``money.RULES``, where an
+    amount that is not finite fails the comparison that would let the order through.
     """
+    with localcontext(RULES):
+        return _evaluate(intent, state, policy, now, switches, rate)
+
+
+def _evaluate(
+    intent: OrderIntent,
+    state: AccountState | None,
+    policy: Policy,
+    now: Instant,
+    switches: tuple[KillSwitch, ...],
+    rate: OrderRate | None,
+) -> Decision:
     if state is None or state.status is None or state.snapshot is None:
         halts = kill_switch_reasons(intent, switches, now, reduces=False, halts_only=True)
         return Decision(allowed=False, reasons=(*halts, missing_data(state, intent.account)))

@@ -27,7 +27,14 @@ from app.domain import (
     ReasonCode,
 )
 from app.rules.facts import Facts
-from app.rules.money import order_notional, required_margin, show_down, show_up, subtract
+from app.rules.money import (
+    add_up,
+    order_notional,
+    required_margin,
+    show_down,
+    show_up,
+    subtract,
+)
 
 _NONE: tuple[Reason, ...] = ()
 _ONE = Decimal(1)
@@ -83,7 +90,7 @@ def check_position_limit(facts: Facts) -> tuple[Reason, ...]:
     symbol, quantity, price = sized
     side = PositionSide.LONG if intent.side is OrderSide.BUY else PositionSide.SHORT
     held = facts.snapshot.position(symbol, side)
-    after = quantity + (held.quantity if held is not None else 0)
+    after = quantity if held is None else add_up(quantity, held.quantity)
     notional = order_notional(after, price)
     if notional <= limit:
         return _NONE

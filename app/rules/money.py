@@ -3,6 +3,11 @@
 Amounts are compared exactly and shown rounded. Both use explicit contexts instead of
 the thread's current one, so a caller changing ``decimal.getcontext()`` cannot change a
 decision, and no trap can turn an absurd input into an exception on the hot path.
+
+``evaluate()`` also runs every check inside ``RULES`` (no traps), so whatever a check does
+with operators cannot raise either: an overflow gives Infinity and an invalid operation NaN,
+and every comparison with NaN is false. The checks are written so that false means "deny"
+(``notional <= limit``, ``required <= available``), so an amount that is not finite denies.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 DISPLAY_PLACES = 8
 _DISPLAY_EXP = Decimal(1).scaleb(-DISPLAY_PLACES)
 
+#: The context the rules run in (see the module docstring): nothing raises.
+RULES = Context(prec=34, traps=[])
 # Rounding up when computing a requirement never understates it (fail closed). No traps:
 # an overflow yields Infinity, which simply fails the comparison it feeds.
 _REQUIRE = Context(prec=34, rounding=ROUND_CEILING, traps=[])
@@ -56,6 +63,11 @@ def show_down(amount: Decimal) -> str:
 def order_notional(quantity: Decimal, price: Decimal) -> Decimal:
     """Notional of an order or position, ``quantity × price``, rounded up."""
     return _REQUIRE.multiply(quantity, price)
+
+
+def add_up(augend: Decimal, addend: Decimal) -> Decimal:
+    """``augend + addend`` rounded up (a position after an order is never understated)."""
+    return _REQUIRE.add(augend, addend)
 
 
 def subtract(minuend: Decimal, subtrahend: Decimal) -> Decimal:

@@ -7,7 +7,7 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry
 
-from app.events.bus import EventBus, Subscription
+from app.events.bus import EventBus, InvalidEventId, Subscription, parse_event_id
 from app.events.model import Event, EventType, StampedEvent
 from app.metrics import Metrics
 
@@ -96,7 +96,8 @@ def test_replay_after_a_known_id_only(metrics: Metrics) -> None:
     assert [e.id for e in bus.replay_after(ids[1], "b")] == [ids[2]]
     assert bus.replay_after(None, None) == []
     assert bus.replay_after("0123abcd-1", None) == []  # another process's id
-    assert bus.replay_after("nonsense", None) == []
+    with pytest.raises(InvalidEventId):  # answered with 400 by /events
+        bus.replay_after("nonsense", None)
 
 
 async def test_close_ends_every_stream_and_later_ones_at_once(metrics: Metrics) -> None:
@@ -109,3 +110,25 @@ async def test_close_ends_every_stream_and_later_ones_at_once(metrics: Metrics) 
 
 async def test_an_idle_subscription_times_out_with_false(metrics: Metrics) -> None:
     assert await bus_with(metrics).subscribe(None).next(0.01) is False
+
+
+@pytest.mark.parametrize(
+    "text", ["abcd-٣", "abcd-²", "abcd-" + "9" * 5000, "abcd-", "-12", "abcd-1.5", "a b-1"]
+)
+def test_a_malformed_last_event_id_is_refused_not_a_value_error(
+    metrics: Metrics, text: str
+) -> None:
+    bus = bus_with(metrics)
+    with pytest.raises(InvalidEventId):
+        bus.replay_after(text, None)
+
+
+def test_a_blank_or_foreign_last_event_id_replays_nothing(metrics: Metrics) -> None:
+    bus = bus_with(metrics)
+    bus.publish(STALE_A)
+    assert bus.replay_after(None, None) == []
+    assert bus.replay_after("  ", None) == []
+    assert bus.replay_after("0123abcd-0", None) == []  # an id of an earlier run
+    first = bus.publish(LOCK_B)
+    assert parse_event_id(first.id) is not None
+    assert [e.id for e in bus.replay_after(f"{first.id.split('-')[0]}-0", None)] != []
