@@ -5,6 +5,7 @@
     pretrade-guard                      serve (the container's CMD; same as `serve`)
     pretrade-guard check-config [FILE]  validate a config as a start would; print what it holds
     pretrade-guard reset-kill-switches  start over with no kill switches after a lost database
+    pretrade-guard admin ...            talk to a running guard's admin API
 
 Output goes through ``click.echo`` (``print`` stays out of ``app/``). Exit codes are listed
 in ``--help`` of each command and in docs/operator-guide.md.
@@ -18,6 +19,7 @@ from importlib.metadata import version as package_version
 
 import click
 
+from app.cli.admin import admin
 from app.cli.check_config import check_config
 from app.cli.reset import reset_kill_switches
 
@@ -55,4 +57,17 @@ def build_cli(serve: Callable[[], None]) -> click.Group:
 
     cli.add_command(check_config)
     cli.add_command(reset_kill_switches)
+    cli.add_command(admin)
     return cli
+
+
+def _serve() -> None:
+    # The server and the whole app load only when serving.
+    from app.__main__ import serve
+
+    serve()
+
+
+def main() -> None:
+    """The ``pretrade-guard`` console script."""
+    build_cli(_serve)(prog_name="pretrade-guard")

@@ -11,19 +11,23 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from app.api.admin_schemas import limits_dict
 from app.cli.output import emit_json, safe_url, table
-from app.config import CONFIG_ENV, Settings, load_settings
-from app.errors import ConfigError, DataError
-from app.logs import configure_logging
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+# The configuration and the app are imported when the command runs: `pretrade-guard admin`
+# should not pay for loading them.
 
 
 def summary(settings: Settings, source: str) -> dict[str, Any]:
     """What the guard would run with. Only names, scopes, URLs without credentials, numbers."""
+    from app.api.admin_schemas import limits_dict
+
     accounts = {}
     for name, account in settings.accounts.items():
         poll = settings.poll_for(name)
@@ -156,11 +160,14 @@ def check_config(file: Path | None, as_json: bool) -> None:
     apply as at a start. Prints the accounts, exchanges, policies, and the tokens' names and
     scopes (never a secret). Exit 0: valid; 2: invalid (the error says why).
     """
+    from app.config import load_settings
+    from app.errors import ConfigError, DataError
+    from app.logs import configure_logging
+    from app.main import create_checked_app
+
     # Warnings (a world-readable secret file) go to stderr as readable lines.
     configure_logging("console", "warning")
     logging.getLogger("app").setLevel(logging.WARNING)
-    # Imported here: the composition root pulls in the whole app (FastAPI, exchanges).
-    from app.main import create_checked_app
 
     source = str(file) if file is not None else f"${CONFIG_ENV} (not set)"
     if file is None and _env_file() is not None:
@@ -179,6 +186,9 @@ def check_config(file: Path | None, as_json: bool) -> None:
         emit_json(found)
     else:
         _show(found)
+
+
+CONFIG_ENV = "PRETRADE_GUARD_CONFIG"  # app.config.CONFIG_ENV, without importing it
 
 
 def _env_file() -> Path | None:

@@ -14,9 +14,6 @@ from pathlib import Path
 import click
 
 from app.cli.output import emit_json
-from app.config import load_settings
-from app.errors import ConfigError, DataError
-from app.state.killswitch_db import reset_database
 
 
 @click.command("reset-kill-switches")
@@ -36,6 +33,10 @@ def reset_kill_switches(config_file: Path | None, actor: str, reason: str, as_js
     when the database is fine: release switches with `pretrade-guard admin release`.
     Exit 0: reset done; 1: nothing to reset; 2: invalid configuration or arguments.
     """
+    from app.config import load_settings
+    from app.errors import ConfigError, DataError
+    from app.state.killswitch_db import reset_database
+
     if not actor.strip() or not reason.strip():
         raise click.BadParameter("--actor and --reason must not be blank")
     try:
