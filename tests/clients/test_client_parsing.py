@@ -379,3 +379,31 @@ def test_an_answer_larger_than_the_bound_is_refused() -> None:
     huge = decision_body(padding="x" * (8 * 1024 * 1024))
     with client(answering(200, huge)) as guard, pytest.raises(GuardUnavailable, match="larger"):
         guard.can_trade("alpha")
+
+
+def test_a_suggestion_applies_to_the_order_it_fixes() -> None:
+    reasons = [
+        {
+            "code": "PRICE_NOT_ON_TICK",
+            "message": "price 60000.05 is not on the tick 0.1",
+            "limit": "0.1",
+            "observed": "60000.05",
+            "suggestion": {"price": "60000.1", "quantity": None},
+        },
+        {
+            "code": "POSITION_SIDE_REQUIRED",
+            "message": "hedge mode: send position_side",
+            "suggestion": {"position_side": "SHORT", "reduce_only": False},
+        },
+    ]
+    order = Order("alpha", "BTCUSDT", "BUY", "0.01", "60000.05", reduce_only=True)
+    with client(answering(200, decision_body(allowed=False, reasons=reasons))) as guard:
+        denial = guard.check(order)
+    first, second = (r.suggestion for r in denial.reasons)
+    assert first is not None
+    assert second is not None
+    fixed = second.applied_to(first.applied_to(order))
+    assert fixed == Order(
+        "alpha", "BTCUSDT", "BUY", "0.01", Decimal("60000.1"), position_side="SHORT"
+    )
+    assert (second.position_side, second.reduce_only, second.price) == ("SHORT", False, None)

@@ -6,7 +6,7 @@ Amounts are ``Decimal`` (or decimal strings), never floats: the guard compares t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -79,8 +79,9 @@ def _amount_text(name: str, value: object) -> str:
 @dataclass(frozen=True, slots=True)
 class Suggestion:
     """A fix the guard proposes for one reason (e.g. the nearest valid price, a quantity
-    truncated to the step). ``values`` is the guard's object as sent; ``price``,
-    ``quantity`` and ``stop_price`` read the usual fields as decimals."""
+    truncated to the step, the position side to send). ``values`` is the guard's object as
+    sent; the properties read its fields (``None`` when absent or not of the expected type).
+    """
 
     values: Mapping[str, Any]
 
@@ -104,6 +105,32 @@ class Suggestion:
     @property
     def stop_price(self) -> Decimal | None:
         return self.decimal("stop_price")
+
+    @property
+    def position_side(self) -> str | None:
+        value = self.values.get("position_side")
+        return value if isinstance(value, str) else None
+
+    @property
+    def reduce_only(self) -> bool | None:
+        value = self.values.get("reduce_only")
+        return value if isinstance(value, bool) else None
+
+    def applied_to(self, order: Order) -> Order:
+        """``order`` with the suggested fields changed: the order to ask about (and send)
+        instead. Fields the suggestion does not name are kept."""
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("price", self.price),
+                ("stop_price", self.stop_price),
+                ("quantity", self.quantity),
+                ("position_side", self.position_side),
+                ("reduce_only", self.reduce_only),
+            )
+            if value is not None
+        }
+        return replace(order, **changes)
 
 
 @dataclass(frozen=True, slots=True)
