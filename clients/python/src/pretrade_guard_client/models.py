@@ -5,6 +5,7 @@ Amounts are ``Decimal`` (or decimal strings), never floats: the guard compares t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
@@ -63,8 +64,13 @@ class Order:
         return out
 
 
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def _amount_text(name: str, value: object) -> str:
     """Plain decimal digits (``1E+2`` -> ``100``); floats are refused (use Decimal or str)."""
+    if type(value) is str and _PLAIN_DECIMAL.fullmatch(value):
+        return value  # already what the guard reads (the common case: no Decimal round trip)
     if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
         raise TypeError(f"{name} must be a Decimal, int or decimal string, not {type(value)}")
     try:

@@ -171,8 +171,8 @@ def parse_decision(body: object) -> Decision:
     allowed = obj.get("allowed")
     if not isinstance(allowed, bool):
         raise _Malformed("'allowed' is not a boolean")
-    reasons = tuple(_reason(r) for r in _list(obj, "reasons"))
-    warnings = tuple(_reason(w) for w in _list(obj, "warnings", required=False))
+    reasons = tuple(map(_reason, _list(obj, "reasons")))
+    warnings = tuple(map(_reason, _list(obj, "warnings", required=False)))
     if allowed and reasons:
         raise _Malformed("allowed with reasons")
     return Decision(
