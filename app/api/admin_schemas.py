@@ -117,7 +117,8 @@ class AuditEntryOut(BaseModel):
     time_ms: int
     action: str = Field(
         description="kill_switch.engage, kill_switch.release, kill_switch.expire, "
-        "limits.update or limits.reset."
+        "limits.update, limits.reset, or kill_switches.reset (the first entry of a database "
+        "started over with `pretrade-guard reset-kill-switches`)."
     )
     actor: str
     principal: str | None = Field(description="Name of the API token that made the change.")
