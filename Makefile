@@ -9,7 +9,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Touched after a successful install; newer inputs trigger a re-install.
+# RUN_STAMP: the runtime dependencies only (requirements/runtime.lock), all `make run` needs.
+# STAMP: the dev toolchain on top (requirements/dev.lock, a superset), what the checks need.
+RUN_STAMP := $(VENV)/.runtime.stamp
 STAMP := $(VENV)/.installed.stamp
+PIP_INSTALL = $(BIN)/python -m pip install --disable-pip-version-check --no-input
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not integration" -x'
 PYTEST_ARGS ?=
 # uv is used only to regenerate the lock files (make lock); pinned for stable output.
@@ -20,8 +24,15 @@ IMAGE ?= pretrade-guard:local
 # e.g. make bench BENCH_ARGS='--duration 5 --accounts 50'; make soak SOAK_ARGS='--duration 180 --rate 300'
 BENCH_ARGS ?=
 SOAK_ARGS ?= --duration 180 --rate 300
-# Debian's `prometheus` package ships it (.ci/run installs it).
+# Debian's `prometheus` package ships it (make system-packages installs it).
 PROMTOOL ?= promtool
+# Debian packages the checks need, as COMMAND:PACKAGE (installed when COMMAND is missing).
+# `make check` and .ci/run install them the same way: scripts/ensure-apt-packages.sh.
+#   promtool: alert rules (alerts-check, tests/deploy)   wrk: benchmark smoke test
+#   docker, dockerd, debootstrap: the image test (tests/integration/test_image.py)
+#   redis-server: fleet-mode tests
+SYSTEM_PACKAGES ?= promtool:prometheus wrk docker:docker.io dockerd:docker.io debootstrap \
+	redis-server
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -31,8 +42,8 @@ SHELL := bash
 .NOTPARALLEL:
 .DELETE_ON_ERROR:
 
-.PHONY: help venv run check lint fmt typecheck test openapi openapi-check \
-	container-lint alerts-check lock image up down clean distclean bench soak
+.PHONY: help venv run-venv system-packages run check lint fmt typecheck test openapi openapi-check \
+	container-lint alerts-check lock image image-test up down clean distclean bench soak
 
 help: ## Show this help
 	@echo "Usage: make TARGET [PYTHON=python3.11] [PYTEST_ARGS=...]"
@@ -47,25 +58,41 @@ $(BIN)/python:
 		|| { echo "error: '$(PYTHON)' must be Python >= 3.11 (try: make PYTHON=python3.11 ...)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
 
-$(STAMP): $(BIN)/python pyproject.toml requirements/dev.lock requirements/runtime.lock \
-		clients/python/pyproject.toml
-	$(BIN)/python -m pip install --disable-pip-version-check --no-input -r requirements/dev.lock
-	$(BIN)/python -m pip install --disable-pip-version-check --no-input --no-deps -e .
-	# The bot client (its own distribution; its only dependency, httpx, is in the lock).
-	$(BIN)/python -m pip install --disable-pip-version-check --no-input --no-deps \
-		-e ./clients/python
+# The demo runs `python -m app` and `python -m simulator` from this directory, so the project
+# itself is not installed here (that would build it in an isolated env: seconds more); the
+# guard then reports version 0.0.0+source. `make venv` installs it (editable).
+$(RUN_STAMP): $(BIN)/python requirements/runtime.lock
+	@echo "--- first run: installing the guard's runtime dependencies (about 30 packages," \
+		"requirements/runtime.lock) into $(VENV), once: seconds on a quiet machine, up to" \
+		"two minutes on a small busy one. make check adds the dev tools later."
+	$(PIP_INSTALL) -r requirements/runtime.lock
 	@touch $@
 
-venv: $(STAMP) ## Create/refresh .venv (only when pyproject.toml or a lock changed)
+# dev.lock pins every runtime.lock package at the same version (tests/unit/test_locks.py), so
+# a dev install is a runtime install too.
+$(STAMP): $(BIN)/python pyproject.toml requirements/dev.lock requirements/runtime.lock \
+		clients/python/pyproject.toml
+	$(PIP_INSTALL) -r requirements/dev.lock
+	$(PIP_INSTALL) --no-deps -e .
+	# The bot client (its own distribution; its only dependency, httpx, is in the lock).
+	$(PIP_INSTALL) --no-deps -e ./clients/python
+	@touch $(RUN_STAMP) $@
+
+venv: $(STAMP) ## Create/refresh .venv with the dev toolchain (when pyproject.toml or a lock changed)
+
+run-venv: $(RUN_STAMP) ## Create/refresh .venv with the runtime dependencies only (what make run needs)
+
+system-packages: ## Install the Debian packages the checks need, or say which (SYSTEM_PACKAGES)
+	@scripts/ensure-apt-packages.sh $(SYSTEM_PACKAGES)
 
 # --- run --------------------------------------------------------------------------
 
-run: $(STAMP) ## Run the demo: simulator + guard on loopback, prints curl examples (Ctrl-C stops)
+run: $(RUN_STAMP) ## Run the demo: simulator + guard on loopback, prints curl examples (Ctrl-C stops)
 	$(BIN)/python scripts/run_demo.py
 
 # --- checks -------------------------------------------------------------------------
 
-check: venv lint typecheck test openapi-check container-lint alerts-check ## Run every check (what .ci/run runs), failing fast
+check: system-packages venv lint typecheck test openapi-check container-lint alerts-check ## Run every check (what .ci/run runs), failing fast
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -116,6 +143,9 @@ lock: $(STAMP) ## Regenerate requirements/*.lock from pyproject.toml with uv (LO
 
 image: ## Build the container image (needs a Docker engine)
 	docker build -t $(IMAGE) .
+
+image-test: $(STAMP) ## Build the image on a private dockerd (no registry) and run it against the simulator
+	$(BIN)/pytest tests/integration/test_image.py -p no:cacheprovider $(PYTEST_ARGS)
 
 up: ## docker compose up: simulator + guard + Prometheus + Grafana (needs a Docker engine)
 	docker compose up --build

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.support.docker_engine import SUMMARY
+
 pytest_plugins = ("tests.support.guard_fixtures",)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -18,3 +20,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in ("NO_PROXY", "no_proxy"):
         present = [h for h in os.environ.get(name, "").split(",") if h]
         os.environ[name] = ",".join([*present, *(h for h in _LOOPBACK if h not in present)])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SUMMARY:  # the image test's size and timings
+        terminalreporter.section("container image")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
