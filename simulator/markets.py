@@ -184,7 +184,7 @@ class MarketSpec(BaseModel):
                     "notionalCap": _number(bracket.notional_cap),
                     "notionalFloor": _number(floor),
                     "maintMarginRatio": float(bracket.maint_margin_ratio),
-                    "cum": float(cum),
+                    "cum": _number(cum),
                 }
             )
             floor = bracket.notional_cap

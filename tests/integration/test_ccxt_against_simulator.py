@@ -173,3 +173,63 @@ def test_ccxt_maps_simulator_errors_like_binance_errors(
     exchange.secret = "not-the-secret"
     with pytest.raises(ccxt.AuthenticationError):  # -1022
         exchange.fapiPrivateGetApiTradingStatus()
+
+
+BTC = "BTC/USDT:USDT"
+
+
+def test_ccxt_reads_market_rules_modes_and_positions(binanceusdm: LoopbackBinance) -> None:
+    exchange = binanceusdm.exchange
+    markets = exchange.load_markets()
+    # ccxt takes precision and limits from the simulator's filters.
+    assert markets[BTC]["precision"]["price"] == 0.1
+    assert markets[BTC]["limits"]["cost"]["min"] == 100.0
+    doge = markets["DOGE/USDT:USDT"]["limits"]
+    assert (doge["amount"]["max"], doge["market"]["max"]) == (50_000_000.0, 30_000.0)
+    assert markets["MATIC/USDT:USDT"]["active"] is False  # SETTLING
+    tiers = exchange.fetch_leverage_tiers([BTC])[BTC]
+    assert (tiers[0]["maxLeverage"], tiers[0]["maxNotional"]) == (125.0, 50_000.0)
+    assert exchange.fetch_position_mode(BTC)["hedged"] is False
+    assert exchange.fetch_mark_price(BTC)["markPrice"] == 60000.0
+    assert exchange.fetch_funding_rate(BTC)["markPrice"] == 60000.0
+    positions = exchange.fetch_positions()
+    assert [(p["symbol"], p["contracts"], p["side"]) for p in positions] == [(BTC, 0.5, "long")]
+    assert exchange.set_leverage(125, BTC)["maxNotionalValue"] == "50000"
+    assert exchange.fetch_leverage(BTC)["longLeverage"] == 125
+    assert [o["id"] for o in exchange.fetch_open_orders("ETH/USDT:USDT")] == ["9001"]
+
+
+def test_ccxt_orders_are_accepted_or_rejected_by_the_simulator_rules(
+    binanceusdm: LoopbackBinance,
+) -> None:
+    """ccxt 4.5's ``create_order(..., {"test": True})`` uses ``order/test`` only on spot; on
+    USDⓈ-M it sends ``POST /fapi/v1/order`` (checked below). Both endpoints run the same checks;
+    ``order/test`` is called through ccxt's implicit API."""
+    exchange, fetched = binanceusdm.exchange, binanceusdm.fetched
+    exchange.load_markets()
+    # ccxt rounds the price to the simulator's tick (0.1) before sending: accepted.
+    accepted = exchange.create_order(BTC, "limit", "buy", 0.01, 59000.04, {"test": True})
+    assert (accepted["price"], accepted["status"]) == (59000.0, "open")
+    assert fetched[-1].endswith("/fapi/v1/order")
+    assert [o["id"] for o in exchange.fetch_open_orders(BTC)] == [accepted["id"]]
+    rejected = [
+        ((0.001, 60000.0, {}), ccxt.ExchangeError, -4164),  # 60 USDT < 100 minimum notional
+        ((0.01, 66000.0, {}), ccxt.BadRequest, -4016),  # above mark * 1.05
+        ((1.3, 60000.0, {}), ccxt.ExchangeError, -2019),  # 7,800 margin at 10x > 7,485
+        ((0.01, 60000.0, {"positionSide": "LONG"}), ccxt.OperationRejected, -4061),  # one-way
+    ]
+    for (amount, price, params), error, code in rejected:
+        with pytest.raises(error, match=str(code)):
+            exchange.create_order(BTC, "limit", "buy", amount, price, {"test": True, **params})
+    # The real test endpoint through ccxt's implicit API: same verdicts, nothing rests.
+    request = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC"}
+    tested = exchange.fapiPrivatePostOrderTest({**request, "quantity": "0.01", "price": "60000"})
+    assert (tested["status"], tested["orderId"]) == ("NEW", 0)
+    with pytest.raises(ccxt.BadRequest, match="-4014"):
+        exchange.fapiPrivatePostOrderTest({**request, "quantity": "0.01", "price": "60000.05"})
+    assert len(exchange.fetch_open_orders(BTC)) == 1
+    exchange.cancel_order(accepted["id"], BTC)
+    assert exchange.fetch_open_orders(BTC) == []
+    exchange.create_order(BTC, "limit", "sell", 0.01, 61000.0)
+    exchange.cancel_all_orders(BTC)
+    assert exchange.fetch_open_orders(BTC) == []

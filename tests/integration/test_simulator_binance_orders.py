@@ -9,11 +9,14 @@ notional 100, mark 60000.00, PERCENT_PRICE 1.05 / 0.95.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from tests.support.processes import StartSimulator
 from tests.support.signing import signed_get, signed_send
 from tests.support.sim_control import SimControl
 from tests.support.sim_scenarios import HEALTHY, QUANT_LOCKED, SimAccount
@@ -293,3 +296,56 @@ def test_signature_must_close_the_body(exchange: httpx.Client) -> None:
         },
     )
     assert (response.status_code, response.json()["code"]) == (400, -1102)
+
+
+def test_the_market_and_the_order_limits_come_from_the_scenario(
+    start_simulator: StartSimulator, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "market.yaml"
+    scenario.write_text(
+        yaml.safe_dump(
+            {
+                "markets": {
+                    "FOOUSDT": {
+                        "tickSize": "0.5",
+                        "minPrice": "0.5",
+                        "stepSize": "10",
+                        "minQty": "10",
+                        "quantityPrecision": 0,
+                        "minNotional": "50",
+                        "markPrice": "100",
+                        "orderTypes": ["LIMIT", "MARKET", "STOP_MARKET"],
+                    }
+                },
+                "order_rate_limits": {"per_10s": 3, "per_minute": 100},
+                "algo_service": True,
+                "accounts": [
+                    {
+                        "id": "F-1",
+                        "api_key": HEALTHY.api_key,
+                        "api_secret": HEALTHY.api_secret,
+                        "account": {"availableBalance": "100000"},
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    sim = start_simulator(scenario)
+    with httpx.Client(base_url=sim.base_url, timeout=5.0) as exchange:
+        info = exchange.get("/fapi/v1/exchangeInfo").json()
+        assert [row["symbol"] for row in info["symbols"]] == ["FOOUSDT"]
+        assert {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 3} in (
+            info["rateLimits"]
+        )
+        assert code(send(exchange, "POST", TEST, limit("FOOUSDT", "BUY", "20", "100.5"))) == 0
+        assert code(send(exchange, "POST", TEST, limit("FOOUSDT", "BUY", "20", "100.2"))) == -4014
+        assert code(send(exchange, "POST", TEST, limit("FOOUSDT", "BUY", "25", "100"))) == -4023
+        assert code(send(exchange, "POST", TEST, limit("BTCUSDT", "BUY", "1", "100"))) == -1121
+        stop = {**market("FOOUSDT", "SELL", "20"), "type": "STOP_MARKET", "stopPrice": "90"}
+        assert code(send(exchange, "POST", TEST, stop)) == -4120  # the Algo Service era
+        for price in ("99", "98", "97"):
+            assert code(send(exchange, "POST", ORDER, limit("FOOUSDT", "BUY", "20", price))) == 0
+        refused = send(exchange, "POST", ORDER, limit("FOOUSDT", "BUY", "20", "96"))
+        assert (refused.status_code, refused.json()["code"]) == (429, -1015)
+        assert len(open_orders(exchange, HEALTHY)) == 3
