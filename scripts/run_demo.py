@@ -270,11 +270,14 @@ def curl_examples(guard_url: str, sim_url: str, bot_token: str, ops_token: str) 
             "# readiness and Prometheus metrics",
             f"curl -sS -w '\\n' {guard_url}/readyz",
             f"curl -sS {guard_url}/metrics | grep -E '^{METRICS_OF_INTEREST}'",
-            "# the exchange restricts alpha; after the next poll (~1 s) the guard denies it ...",
+            "# the exchange restricts alpha; the guard sees it at its next poll (every second",
+            "# here), so wait a moment: then it denies alpha ...",
             set_alpha_status({"tradingStatus": "RESTRICTED", "reason": "Pending KYC review"}),
+            "sleep 2",
             alpha,
             "# ... and lifts the restriction again (allowed after the next poll)",
             set_alpha_status({"tradingStatus": "NORMAL"}),
+            "sleep 2",
             alpha,
         ]
     )

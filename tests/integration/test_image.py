@@ -29,6 +29,7 @@ from tests.support.docker_engine import (
     BuiltImage,
     PrivateDockerd,
     build_image,
+    can_run_as_root,
     contains_any,
     in_ci,
     make_tempdir,
@@ -73,6 +74,9 @@ def engine() -> Iterator[PrivateDockerd]:
     if missing and not in_ci():
         pytest.skip(f"not installed: {', '.join(missing)} (Debian: docker.io, debootstrap)")
     assert not missing, f"CI must have {missing} (.ci/run installs docker.io and debootstrap)"
+    assert can_run_as_root(), (
+        "the image test starts a private dockerd: run it as root or with passwordless sudo"
+    )
     started = time.monotonic()
     dockerd = PrivateDockerd(make_tempdir())
     try:

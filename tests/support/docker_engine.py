@@ -79,6 +79,15 @@ def privileged() -> list[str]:
     return [] if os.geteuid() == 0 else ["sudo", "-n"]
 
 
+def can_run_as_root() -> bool:
+    if os.geteuid() == 0:
+        return True
+    if shutil.which("sudo") is None:
+        return False
+    probe = subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
 def run(
     argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT_S, stdout: IO[bytes] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
