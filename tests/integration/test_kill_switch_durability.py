@@ -8,6 +8,7 @@ is that way out, audited. A row it cannot apply stops the start naming the row.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -215,7 +216,10 @@ def test_a_guard_without_accounts_refuses_to_start(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "app"],
         cwd=REPO,
-        env={"PATH": "/usr/bin:/bin", "PRETRADE_GUARD_CONFIG": str(config)},
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("PRETRADE_GUARD_")},
+            "PRETRADE_GUARD_CONFIG": str(config),
+        },
         capture_output=True,
         text=True,
         timeout=30,
