@@ -56,7 +56,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_UP, Decimal, InvalidOperation
+from decimal import ROUND_UP, Decimal, InvalidOperation, localcontext
 
 from simulator.markets import CONDITIONAL_TYPES, ORDER_TYPES, TRADING, MarketSpec
 
@@ -73,6 +73,9 @@ GTD_MAX_MS = 253402300799000
 LIMIT_SHORT_BUFFER = Decimal("1.0015")
 MARKET_LONG_BUFFER = Decimal("1.0005")
 MARGIN_QUANTUM = Decimal("0.00000001")
+#: Digits for the tick/step modulo: any price or quantity with at most 18 decimals and up to
+#: 40 integer digits divides exactly.
+GRID_PRECISION = 60
 MIN_CALLBACK_RATE, MAX_CALLBACK_RATE = Decimal("0.1"), Decimal("10")
 
 
@@ -191,7 +194,15 @@ def decimals(value: Decimal) -> int:
 
 
 def _on_grid(value: Decimal, start: Decimal, step: Decimal) -> bool:
-    return step == 0 or (value - start) % step == 0
+    """``(value - start) % step == 0``; a quotient too large to compute is off the grid."""
+    if step == 0:
+        return True
+    with localcontext() as context:
+        context.prec = GRID_PRECISION
+        try:
+            return (value - start) % step == 0
+        except InvalidOperation:
+            return False
 
 
 def check_order(
@@ -521,4 +532,9 @@ def _required_margin(
     direction = 1 if side == BUY else -1
     open_loss = abs(min(Decimal(0), direction * (mark - assuming)))
     required = opening * assuming / Decimal(max(1, account.leverage)) + opening * open_loss
-    return required.quantize(MARGIN_QUANTUM, rounding=ROUND_UP)
+    with localcontext() as context:
+        context.prec = GRID_PRECISION
+        try:
+            return required.quantize(MARGIN_QUANTUM, rounding=ROUND_UP)
+        except InvalidOperation:  # too many digits for 8 decimals: far above any balance
+            return required

@@ -117,3 +117,12 @@ def test_conditional_orders_count_against_the_algo_limit_and_skip_margin() -> No
 def test_parameter_rules(fields: dict[str, str], now_ms: int, code: int) -> None:
     result = check_order(order(quantity="0.1", price="60000", **fields), BTC, RICH, now_ms=now_ms)
     assert (0 if isinstance(result, Accepted) else result.code) == code
+
+
+def test_huge_numbers_are_answered_not_raised() -> None:
+    """With maxPrice/maxQty disabled (0), the tick and step modulo of a 45-digit price or a
+    70-digit quantity used to raise decimal.InvalidOperation (an HTTP 500)."""
+    open_ended = MarketSpec(max_price=Decimal(0), max_qty=Decimal(0), multiplier_up=Decimal(10**50))
+    huge_price = order(quantity="1", price="1" * 45)
+    assert isinstance(check_order(huge_price, open_ended, RICH), Rejected)
+    assert rejected(check_order(order(quantity="1" * 70, price="100"), open_ended, RICH)) == -4023
