@@ -2,8 +2,8 @@
 simulator, wrapped so that every order asks the real guard first.
 
 A denied order must never reach the exchange: the simulator's request log (its control API)
-shows no order request. An allowed order goes to ccxt unchanged and reaches the simulator
-(whatever the simulator answers: its order endpoints are not what is tested here).
+shows no order request. An allowed order goes to ccxt unchanged, and the simulator's
+``POST /fapi/v1/order`` accepts it (it then rests in the account's open orders).
 """
 
 from __future__ import annotations
@@ -113,10 +113,16 @@ def test_an_allowed_order_goes_to_ccxt_unchanged(
 
     alpha.unguarded.create_order = spy
     params = {"timeInForce": "GTC"}
-    # Whatever the simulator answers to an order: it was sent.
-    with contextlib.suppress(ccxt.BaseError):
-        alpha.create_order(BTC, "limit", "buy", 0.01, 60000, params)
+    order = alpha.create_order(BTC, "limit", "buy", 0.01, 60000, params)
     assert sent == [(BTC, "limit", "buy", 0.01, 60000, params)]
+    assert (order["status"], order["side"], order["amount"], order["price"]) == (
+        "open",
+        "buy",
+        0.01,
+        60000.0,
+    )
+    assert order["info"]["symbol"] == "BTCUSDT"
+    assert order["id"] in [o["id"] for o in alpha.fetch_open_orders(BTC)]
     assert orders_sent(shared_simulator, HEALTHY) == 1
 
 
@@ -133,9 +139,12 @@ def test_reduce_only_and_hedge_closes_pass_a_restricted_account(
     with pytest.raises(OrderDenied, match="ACCOUNT_NOT_NORMAL"):
         alpha.create_order(BTC, "market", "sell", 0.1)
     # Closing part of the LONG: as ccxt's reduceOnly, and as a hedge-mode close.
-    for params in ({"reduceOnly": True}, {"positionSide": "LONG"}):
-        with contextlib.suppress(ccxt.BaseError):
-            alpha.create_order(BTC, "market", "sell", 0.1, None, params)
+    closing = alpha.create_order(BTC, "market", "sell", 0.1, None, {"reduceOnly": True})
+    assert (closing["info"]["status"], closing["reduceOnly"]) == ("NEW", True)
+    # A hedge-mode close is a reduction too (the simulator's account is in one-way mode, so
+    # it may refuse the positionSide: what matters is that the guard let it through).
+    with contextlib.suppress(ccxt.ExchangeError):
+        alpha.create_order(BTC, "market", "sell", 0.1, None, {"positionSide": "LONG"})
     assert orders_sent(shared_simulator, HEALTHY) == 2
     # More than the position is not a reduction.
     with pytest.raises(OrderDenied) as denied:
@@ -269,8 +278,8 @@ async def test_async_ccxt_denied_never_sent_and_allowed_sent(
             await bravo.create_order(BTC, "limit", "buy", 0.01, 60000)
         assert denied.value.decision.symbol == "BTCUSDT"
         assert ReasonCode.ACCOUNT_NOT_NORMAL in denied.value.codes
-        with contextlib.suppress(ccxt.BaseError):
-            await alpha.create_order(BTC, "limit", "buy", 0.01, 60000)
+        order = await alpha.create_order(BTC, "limit", "buy", 0.01, 60000)
+        assert (order["status"], order["info"]["symbol"]) == ("open", "BTCUSDT")
         with pytest.raises(AttributeError, match="without asking the guard"):
             _ = alpha.create_market_buy_order
     assert orders_sent(shared_simulator, RESTRICTED) == 0
