@@ -224,8 +224,22 @@ class Observed(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshError:
+    """The failures of one kind of refresh (status or snapshot) since its last success."""
+
+    message: str  # safe, human-readable; never carries secrets
+    kind: str  # an ErrorKind value
+    consecutive_failures: int
+
+
+@dataclass(frozen=True, slots=True)
 class AccountState:
-    """Latest known state of one account. Replaced whole on every change, never mutated."""
+    """Latest known state of one account. Replaced whole on every change, never mutated.
+
+    ``status_error`` / ``snapshot_error`` track each kind of refresh on its own: a good
+    snapshot does not clear a failing status's error. ``last_error`` and its kind are the most
+    recent failure of a kind that is still failing, ``consecutive_failures`` the longer streak.
+    """
 
     account: str
     exchange: str
@@ -235,6 +249,18 @@ class AccountState:
     last_error_kind: str | None = None
     consecutive_failures: int = 0
     version: int = 0
+    status_error: RefreshError | None = None
+    snapshot_error: RefreshError | None = None
+
+    def error_message(self, refresh: str) -> str | None:
+        """The error of a ``refresh`` kind ("status" or "snapshot") that is failing; the last
+        error when no kind is tracked apart (a state not built by the store)."""
+        own = self.status_error if refresh == "status" else self.snapshot_error
+        if own is not None:
+            return own.message
+        if self.status_error is None and self.snapshot_error is None:
+            return self.last_error
+        return None
 
 
 # --------------------------------------------------------------------------- decisions

@@ -168,8 +168,9 @@ class Metrics:
         )
         self.consecutive_failures = Gauge(
             "pretrade_guard_poller_consecutive_failures",
-            "Refresh failures in a row, per account (0 after a success).",
-            ["account"],
+            "Refresh failures in a row, per account and kind of refresh (status/snapshot); "
+            "0 after a success of that kind.",
+            ["account", "kind"],
             registry=registry,
         )
         self.clock_offset = Gauge(
@@ -262,7 +263,8 @@ class Metrics:
         """Create the account's series at 0 so they exist before the first refresh."""
         for kind in ("status", "snapshot"):
             self.refresh_last_success.labels(account, kind).set(0)
-        self.consecutive_failures.labels(account).set(0)
+        for kind in ("status", "snapshot"):
+            self.consecutive_failures.labels(account, kind).set(0)
         self.can_trade.labels(account).set(0)
         self.data_fresh.labels(account).set(0)
         for label in STATUS_LABELS:

@@ -5,14 +5,18 @@ exchange path). It lives until it has affected ``count`` requests or ``duration_
 whichever comes first, or until it is deleted. Faults only touch the exchange faces, never
 ``/_sim``.
 
-Three families, applied by the gateway in this order:
+Four families, applied by the gateway in this order:
 
 * **delay** (``latency``): the request waits, then is served normally;
 * **replace** (``http_5xx``, ``rate_limit_429``, ``ban_418``, ``drop_connection``,
   ``invalid_timestamp``): the exchange's answer is replaced before weights or signatures are
   looked at, so an injected 429 costs no weight and does not start a real ban;
-* **modify** (``malformed_json``, ``missing_fields``, ``unknown_status``): a successful (200)
-  JSON answer is altered; a fault only counts a request it could alter.
+* **modify** (``malformed_json``, ``missing_fields``, ``unknown_status``, ``duplicate_rows``): a
+  successful (200) JSON answer is altered; a fault only counts a request it could alter;
+* **deliver** (``drip``, ``endless``, ``huge_body``, ``gzip_bomb``): whatever answer came out
+  of the steps above (an error answer too) is sent in a hostile way: one byte at a time, with
+  a body that never ends, behind gigabytes of JSON whitespace, or gzip-compressed from a
+  gigabyte. The simulator streams these: it never holds the big body in memory.
 """
 
 from __future__ import annotations
@@ -37,13 +41,28 @@ class FaultKind(StrEnum):
     BAN_418 = "ban_418"
     DROP_CONNECTION = "drop_connection"
     INVALID_TIMESTAMP = "invalid_timestamp"
+    DUPLICATE_ROWS = "duplicate_rows"
+    DRIP = "drip"
+    ENDLESS = "endless"
+    HUGE_BODY = "huge_body"
+    GZIP_BOMB = "gzip_bomb"
 
 
 DELAY_KINDS = frozenset({FaultKind.LATENCY})
 MODIFY_KINDS = frozenset(
-    {FaultKind.MALFORMED_JSON, FaultKind.MISSING_FIELDS, FaultKind.UNKNOWN_STATUS}
+    {
+        FaultKind.MALFORMED_JSON,
+        FaultKind.MISSING_FIELDS,
+        FaultKind.UNKNOWN_STATUS,
+        FaultKind.DUPLICATE_ROWS,
+    }
 )
-REPLACE_KINDS = frozenset(FaultKind) - DELAY_KINDS - MODIFY_KINDS
+DELIVER_KINDS = frozenset(
+    {FaultKind.DRIP, FaultKind.ENDLESS, FaultKind.HUGE_BODY, FaultKind.GZIP_BOMB}
+)
+REPLACE_KINDS = frozenset(FaultKind) - DELAY_KINDS - MODIFY_KINDS - DELIVER_KINDS
+#: Largest padding a huge_body or gzip_bomb fault may add (4 GiB).
+MAX_PADDING_BYTES = 4 * 1024**3
 
 
 class _Params(BaseModel):
@@ -78,6 +97,32 @@ class RetryAfterParams(_Params):
     retry_after_s: NonNegativeInt | None = None
 
 
+class DuplicateRowsParams(_Params):
+    #: The array field of the answer whose first row is repeated.
+    field: str = "positions"
+    #: Fields of the copy that differ from the first row (e.g. a larger quantity).
+    changes: dict[str, Any] = Field(default_factory=dict)
+
+
+class DripParams(_Params):
+    #: The body is sent one byte per interval.
+    interval_ms: float = Field(default=500, gt=0, le=60_000)
+
+
+class EndlessParams(_Params):
+    #: A chunk of JSON whitespace every interval, until the client goes away (or ``max_s``).
+    interval_ms: float = Field(default=50, gt=0, le=60_000)
+    chunk_bytes: int = Field(default=1024, ge=1, le=1024**2)
+    max_s: float = Field(default=600, gt=0, le=3600)
+
+
+class PaddingParams(_Params):
+    #: Bytes of JSON whitespace sent before the answer (decompressed size for gzip_bomb).
+    size_bytes: int = Field(ge=1, le=MAX_PADDING_BYTES)
+    #: Send without Content-Length (chunked); huge_body only.
+    chunked: bool = False
+
+
 PARAMS_BY_KIND: dict[FaultKind, type[_Params]] = {
     FaultKind.LATENCY: LatencyParams,
     FaultKind.HTTP_5XX: Http5xxParams,
@@ -88,6 +133,11 @@ PARAMS_BY_KIND: dict[FaultKind, type[_Params]] = {
     FaultKind.BAN_418: RetryAfterParams,
     FaultKind.DROP_CONNECTION: NoParams,
     FaultKind.INVALID_TIMESTAMP: NoParams,
+    FaultKind.DUPLICATE_ROWS: DuplicateRowsParams,
+    FaultKind.DRIP: DripParams,
+    FaultKind.ENDLESS: EndlessParams,
+    FaultKind.HUGE_BODY: PaddingParams,
+    FaultKind.GZIP_BOMB: PaddingParams,
 }
 
 

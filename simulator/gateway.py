@@ -24,11 +24,14 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from simulator import auth, errors
+from simulator.delivery import deliver
 from simulator.endpoint import Answer, Call, Endpoint, Face
 from simulator.errors import ApiError
 from simulator.faults import (
+    DELIVER_KINDS,
     MODIFY_KINDS,
     REPLACE_KINDS,
+    DuplicateRowsParams,
     Fault,
     FaultKind,
     Http5xxParams,
@@ -65,6 +68,8 @@ class Reply:
     fault: FaultKind | None = None
     #: Close the connection in the middle of the body.
     drop: bool = False
+    #: A deliver fault (drip, endless, huge_body, gzip_bomb) that shapes how it is sent.
+    delivery: Fault | None = None
 
     @classmethod
     def error(cls, exc: ApiError) -> Reply:
@@ -132,7 +137,7 @@ class Gateway:
         self._state.requests.record(
             incoming.api_key, incoming.path, reply.status, reply.code, fault
         )
-        await _send(reply, send)
+        await _send(reply, send, receive)
 
     async def _serve(self, incoming: _Incoming) -> Reply:
         endpoint = self._endpoints.get((incoming.method, incoming.path))
@@ -155,6 +160,8 @@ class Gateway:
                 reply.fault = FaultKind.LATENCY
             if reply.status == 200 and reply.raw is None:
                 self._modify(reply, faults)
+            if not reply.drop:
+                self._deliver(reply, faults)
         reply.headers[USED_WEIGHT_HEADER] = str(budget.used(bucket))
         return reply
 
@@ -232,6 +239,13 @@ class Gateway:
             return Reply(200, drop=True)
         return Reply.error(errors.timestamp_outside_window())
 
+    def _deliver(self, reply: Reply, faults: list[Fault]) -> None:
+        for fault in faults:
+            if fault.kind in DELIVER_KINDS and self._state.faults.consume(fault):
+                reply.delivery = fault
+                reply.fault = reply.fault or fault.kind
+                return
+
     def _modify(self, reply: Reply, faults: list[Fault]) -> None:
         truncate = False
         for fault in faults:
@@ -245,6 +259,10 @@ class Gateway:
                     reply.payload.pop(name, None)
             elif isinstance(fault.params, UnknownStatusParams):
                 reply.payload["tradingStatus"] = fault.params.value
+            elif isinstance(fault.params, DuplicateRowsParams):
+                # A new list: the payload's own may be the account's state.
+                rows = reply.payload[fault.params.field]
+                reply.payload[fault.params.field] = [*rows, {**rows[0], **fault.params.changes}]
             else:
                 truncate = True
         if truncate:
@@ -259,6 +277,9 @@ def _can_modify(fault: Fault, payload: Any) -> bool:
         return isinstance(payload, dict)
     if fault.kind is FaultKind.UNKNOWN_STATUS:
         return isinstance(payload, dict) and "tradingStatus" in payload
+    if isinstance(fault.params, DuplicateRowsParams):
+        rows = payload.get(fault.params.field) if isinstance(payload, dict) else None
+        return isinstance(rows, list) and bool(rows) and isinstance(rows[0], dict)
     return True
 
 
@@ -285,7 +306,7 @@ def _limit_text(budget: WeightBudget, face: Face, bucket: str) -> str:
     return f"{budget.policy.limit} request weight per {window} for {scope}"
 
 
-async def _send(reply: Reply, send: Send) -> None:
+async def _send(reply: Reply, send: Send, receive: Receive) -> None:
     if reply.drop:
         # Declare more bytes than will ever come, send a few, and return: uvicorn then closes
         # the connection, so the client sees a protocol / read error mid-body.
@@ -299,8 +320,12 @@ async def _send(reply: Reply, send: Send) -> None:
     body = reply.body()
     headers = [
         (b"content-type", reply.content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
         *((name.lower().encode(), value.encode()) for name, value in reply.headers.items()),
     ]
+    if reply.delivery is not None:
+        fault = reply.delivery
+        await deliver(fault.kind, fault.params, reply.status, headers, body, send, receive)
+        return
+    headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -5,7 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from app.domain import AccountSnapshot, AccountState, AccountStatus, Instant, Policy
+from app.domain import (
+    AccountSnapshot,
+    AccountState,
+    AccountStatus,
+    Instant,
+    Policy,
+    RefreshError,
+)
 
 
 def _dec(value: Decimal | None) -> str | None:
@@ -29,6 +36,21 @@ def freshness(state: AccountState, policy: Policy, now: Instant) -> dict[str, An
         "last_error": state.last_error,
         "last_error_kind": state.last_error_kind,
         "consecutive_failures": state.consecutive_failures,
+        # Each kind of refresh on its own: null while that kind succeeds.
+        "refresh_errors": {
+            "status": _refresh_error(state.status_error),
+            "snapshot": _refresh_error(state.snapshot_error),
+        },
+    }
+
+
+def _refresh_error(error: RefreshError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "last_error": error.message,
+        "last_error_kind": error.kind,
+        "consecutive_failures": error.consecutive_failures,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -42,6 +43,9 @@ class Capabilities:
     weight_limit_per_minute: int
     #: "key" when the budget is per API key, "host" when every key behind one IP shares it.
     weight_scope: str
+    #: Highest leverage the exchange allows; a reported leverage above it is malformed
+    #: (``app.exchanges.bounds``).
+    max_leverage: Decimal = Decimal(125)
 
 
 class CallGate(Protocol):

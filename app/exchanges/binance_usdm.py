@@ -26,6 +26,7 @@ from app.domain import AccountSnapshot, AccountStatus
 from app.errors import ConfigError, ExchangeError
 from app.exchanges.base import Capabilities
 from app.exchanges.binance_usdm_parsing import (
+    MAX_LEVERAGE,
     parse_account,
     parse_status,
     parse_symbol_config,
@@ -65,6 +66,7 @@ class BinanceUsdmClient(MbxClient):
         # REQUEST_WEIGHT 2400/min, counted per IP, not per key (exchanges.md §1.4).
         weight_limit_per_minute=2400,
         weight_scope="host",
+        max_leverage=MAX_LEVERAGE,
     )
     time_path: ClassVar[str] = "/fapi/v1/time"
     error_hints: ClassVar[Mapping[int, str]] = {
@@ -74,6 +76,12 @@ class BinanceUsdmClient(MbxClient):
             "the account option snapshot_endpoint to the other version ('v3' or 'v2')"
         ),
     }
+
+    auth_hint: ClassVar[str] = (
+        "likely causes: wrong API key or secret; this host's IP is not on the key's IP "
+        "whitelist; futures not enabled on the key (or the key predates the futures account); "
+        "a portfolio-margin account, which must use the /papi API"
+    )
 
     snapshot_endpoint: str
     sapi_base_url: str

@@ -13,7 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 from app.domain import AccountSnapshot, AccountStatus, Position, PositionSide, QuantIndicator
+from app.exchanges.bounds import MAX_PRICE, MIN_PRICE
 from app.exchanges.jsonfields import Fields
+from app.exchanges.positions import unique_positions
+
+#: Binance USD-M's highest leverage (exchanges.md: 125x on the largest symbols).
+MAX_LEVERAGE = Decimal(125)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,9 @@ def parse_symbol_config(rows: list[Any], *, endpoint: str) -> SymbolConfig:
     for i, item in enumerate(rows):
         row = Fields.of(item, endpoint=endpoint, path=f"[{i}]")
         symbol = row.text("symbol")
-        leverage[symbol] = row.decimal("leverage")
+        if symbol in leverage:
+            raise row.error("symbol", f"repeats {symbol} (one row per symbol)")
+        leverage[symbol] = row.leverage("leverage", MAX_LEVERAGE)
         kind = row.opt_text("marginType")
         if kind is not None:
             margin_type[symbol] = kind
@@ -106,30 +113,38 @@ def _side(row: Fields, amount: Decimal) -> PositionSide:
 
 
 def _position(row: Fields, config: SymbolConfig | None) -> Position | None:
-    amount = row.decimal("positionAmt")
+    amount = row.amount("positionAmt")
     symbol = row.text("symbol")
     if amount == 0:
         return None  # v2 lists every symbol; v3 also lists symbols with only open orders
     side = _side(row, amount)
     quantity = abs(amount)
-    notional = row.opt_decimal("notional")
+    notional = row.opt_amount("notional")
     notional = abs(notional) if notional is not None else None
     if config is None:  # v2 rows carry their own leverage, entry price and margin mode
-        leverage = row.opt_decimal("leverage")
+        leverage = row.opt_leverage("leverage", MAX_LEVERAGE)
         isolated = row.opt_flag("isolated")
         margin_type = None if isolated is None else ("ISOLATED" if isolated else "CROSSED")
-        entry_price = row.opt_decimal("entryPrice")
+        entry_price = row.opt_price_or_zero("entryPrice")
     else:
         leverage = config.leverage.get(symbol)
         margin_type = config.margin_type.get(symbol)
         entry_price = None
-    unrealized_pnl = row.opt_decimal("unrealizedProfit")
+    unrealized_pnl = row.opt_amount("unrealizedProfit")
     # notional = positionAmt x markPrice, so the mark price the rules need is recoverable.
     mark_price = notional / quantity if notional else None
+    source = "notional"
     if notional is None and entry_price and unrealized_pnl is not None:
         # v2 rows have no notional, but unrealizedProfit = (mark - entry) x positionAmt.
         mark_price = entry_price + unrealized_pnl / amount
         notional = mark_price * quantity
+        source = "unrealizedProfit"
+    if mark_price is not None and not MIN_PRICE <= mark_price <= MAX_PRICE:
+        raise row.error(
+            source,
+            f"gives an implausible mark price {mark_price:.6g} "
+            f"(outside [{MIN_PRICE}, {MAX_PRICE}])",
+        )
     return Position(
         symbol=symbol,
         side=side,
@@ -139,8 +154,8 @@ def _position(row: Fields, config: SymbolConfig | None) -> Position | None:
         leverage=leverage,
         notional=notional,
         unrealized_pnl=unrealized_pnl,
-        initial_margin=row.opt_decimal("initialMargin"),
-        maintenance_margin=row.opt_decimal("maintMargin"),
+        initial_margin=row.opt_amount("initialMargin"),
+        maintenance_margin=row.opt_amount("maintMargin"),
         margin_type=margin_type,
     )
 
@@ -152,23 +167,23 @@ def parse_account(body: Fields, config: SymbolConfig | None) -> AccountSnapshot:
     USD sums (exchanges.md §1.6.3). Either way they are the account's margin figures.
     """
     rows = body.objects("positions")
-    positions = tuple(p for p in (_position(row, config) for row in rows) if p is not None)
+    positions = unique_positions((row, _position(row, config)) for row in rows)
     if config is None:
         leverage = {
             row.text("symbol"): lev
             for row in rows
-            if (lev := row.opt_decimal("leverage")) is not None
+            if (lev := row.opt_leverage("leverage", MAX_LEVERAGE)) is not None
         }
     else:
         leverage = dict(config.leverage)
     return AccountSnapshot(
-        available_balance=body.decimal("availableBalance"),
-        margin_balance=body.decimal("totalMarginBalance"),
-        maintenance_margin=body.non_negative_decimal("totalMaintMargin"),
+        available_balance=body.amount("availableBalance"),
+        margin_balance=body.amount("totalMarginBalance"),
+        maintenance_margin=body.non_negative_amount("totalMaintMargin"),
         positions=positions,
-        wallet_balance=body.decimal_or_zero("totalWalletBalance"),
-        unrealized_pnl=body.decimal_or_zero("totalUnrealizedProfit"),
-        initial_margin=body.decimal_or_zero("totalInitialMargin"),
+        wallet_balance=body.amount_or_zero("totalWalletBalance"),
+        unrealized_pnl=body.amount_or_zero("totalUnrealizedProfit"),
+        initial_margin=body.amount_or_zero("totalInitialMargin"),
         leverage_by_symbol=leverage,
     )
 

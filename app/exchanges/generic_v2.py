@@ -24,9 +24,12 @@ from app.domain import (
 from app.exchanges.base import Capabilities
 from app.exchanges.jsonfields import Fields
 from app.exchanges.mbx import MbxClient
+from app.exchanges.positions import unique_positions
 
 STATUS_PATH = "/v2/private/account/apiTradingStatus"
 ACCOUNT_PATH = "/v2/account"
+#: The contract is silent on leverage; Binance USD-M (its closest relative) allows 125x.
+MAX_LEVERAGE = Decimal(125)
 
 
 def _position_side(row: Fields, key: str) -> PositionSide:
@@ -60,7 +63,7 @@ def parse_status(body: Fields) -> AccountStatus:
 
 
 def _position(row: Fields) -> Position:
-    quantity = row.decimal("quantity")
+    quantity = row.amount("quantity")
     if quantity <= 0:
         # The contract: "quantity is always positive"; direction is in ``side``.
         raise row.error("quantity", "must be positive")
@@ -68,20 +71,20 @@ def _position(row: Fields) -> Position:
         symbol=row.text("symbol"),
         side=_position_side(row, "side"),
         quantity=quantity,
-        entry_price=row.opt_decimal("entryPrice"),
-        mark_price=row.opt_decimal("markPrice"),
-        leverage=row.opt_decimal("leverage"),
-        notional=row.opt_decimal("notional"),
-        unrealized_pnl=row.opt_decimal("unrealizedPnl"),
-        initial_margin=row.opt_decimal("initialMargin"),
-        maintenance_margin=row.opt_decimal("maintenanceMargin"),
-        liquidation_price=row.opt_decimal("liquidationPrice"),
+        entry_price=row.opt_price_or_zero("entryPrice"),
+        mark_price=row.opt_price("markPrice"),
+        leverage=row.opt_leverage("leverage", MAX_LEVERAGE),
+        notional=row.opt_amount("notional"),
+        unrealized_pnl=row.opt_amount("unrealizedPnl"),
+        initial_margin=row.opt_amount("initialMargin"),
+        maintenance_margin=row.opt_amount("maintenanceMargin"),
+        liquidation_price=row.opt_price_or_zero("liquidationPrice"),
         margin_type=row.opt_text("marginType"),
     )
 
 
 def _order_quantity(row: Fields) -> Decimal:
-    quantity = row.decimal("quantity")
+    quantity = row.amount("quantity")
     if quantity < 0:
         raise row.error("quantity", "must not be negative")
     return quantity
@@ -94,7 +97,7 @@ def _open_order(row: Fields) -> OpenOrder:
         side=_order_side(row, "side"),
         type=row.text("type"),
         quantity=_order_quantity(row),
-        price=row.opt_decimal("price"),
+        price=row.opt_price_or_zero("price"),
         reduce_only=bool(row.opt_flag("reduceOnly")),
         time_ms=row.opt_integer("time"),
     )
@@ -108,7 +111,7 @@ def _historical_order(row: Fields) -> HistoricalOrder:
         type=row.text("type"),
         status=row.text("status"),
         quantity=_order_quantity(row),
-        price=row.opt_decimal("price"),
+        price=row.opt_price_or_zero("price"),
         time_ms=row.opt_integer("time"),
     )
 
@@ -118,24 +121,28 @@ def _funding(body: Fields) -> Funding | None:
     if funding is None:
         return None
     return Funding(
-        last_funding_fee=funding.opt_decimal("lastFundingFee"),
+        last_funding_fee=funding.opt_amount("lastFundingFee"),
         last_funding_time_ms=funding.opt_integer("lastFundingTime"),
         next_funding_time_ms=funding.opt_integer("nextFundingTime"),
     )
 
 
 def parse_account(body: Fields) -> AccountSnapshot:
-    """Map a ``/v2/account`` answer onto the domain snapshot."""
+    """Map a ``/v2/account`` answer onto the domain snapshot.
+
+    Every number must lie within ``app.exchanges.bounds``, and each symbol and side may have
+    one position row only; otherwise the answer is malformed.
+    """
     return AccountSnapshot(
-        available_balance=body.decimal("availableBalance"),
-        margin_balance=body.decimal("marginBalance"),
-        maintenance_margin=body.non_negative_decimal("maintenanceMargin"),
-        positions=tuple(_position(row) for row in body.objects("positions")),
+        available_balance=body.amount("availableBalance"),
+        margin_balance=body.amount("marginBalance"),
+        maintenance_margin=body.non_negative_amount("maintenanceMargin"),
+        positions=unique_positions((row, _position(row)) for row in body.objects("positions")),
         asset=body.opt_text("asset") or "USDT",
         account_id=body.opt_text("accountId"),
-        wallet_balance=body.decimal_or_zero("walletBalance"),
-        unrealized_pnl=body.decimal_or_zero("unrealizedPnl"),
-        initial_margin=body.decimal_or_zero("initialMargin"),
+        wallet_balance=body.amount_or_zero("walletBalance"),
+        unrealized_pnl=body.amount_or_zero("unrealizedPnl"),
+        initial_margin=body.amount_or_zero("initialMargin"),
         open_orders=tuple(_open_order(row) for row in body.objects("openOrders", required=False)),
         order_history=tuple(
             _historical_order(row) for row in body.objects("orderHistory", required=False)
@@ -158,8 +165,14 @@ class GenericV2Client(MbxClient):
         time_weight=1,
         weight_limit_per_minute=1200,
         weight_scope="key",
+        max_leverage=MAX_LEVERAGE,
     )
     time_path: ClassVar[str] = "/v2/time"
+    auth_hint: ClassVar[str] = (
+        "likely causes: wrong API key or secret (-1022: the signature does not match the "
+        "secret); this host's IP is not allowed for the key; the key lacks permission to read "
+        "the account (-2015)"
+    )
 
     async def fetch_status(self) -> AccountStatus:
         """Fetch ``apiTradingStatus``; raises an ``ExchangeError`` subclass on any failure."""

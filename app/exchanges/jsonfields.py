@@ -15,11 +15,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.errors import ExchangeProtocolError
+from app.exchanges.bounds import MAX_AMOUNT, MAX_PRICE, MIN_LEVERAGE, MIN_PRICE
 
-# Plain decimal notation only: Decimal() alone would also accept "NaN", "Infinity", "1_000"
-# and surrounding whitespace, none of which is an amount.
-_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_INT_RE = re.compile(r"-?\d+")
+# Plain decimal notation in ASCII digits only: Decimal() alone would also accept "NaN",
+# "Infinity", "1_000", surrounding whitespace and other scripts' digits ("١٠٠" is 100 to
+# Decimal and to ``\d``), none of which is an amount an exchange sends.
+_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Integers are epoch ms and ids: 19 digits hold any int64, and int() of a longer digit string
+# (or of Decimal("1E+999999999")) costs time and memory without bound.
+_INT_RE = re.compile(r"-?[0-9]{1,19}")
+_INT_LIMIT = 2**63
 
 
 def parse_decimal(value: object) -> Decimal | None:
@@ -131,12 +136,61 @@ class Fields:
         value = self.opt_decimal(key)
         return Decimal(0) if value is None else value
 
+    # -- plausible amounts (app.exchanges.bounds) -----------------------------------------
+
+    def _within(self, key: str, value: Decimal, low: Decimal, high: Decimal) -> Decimal:
+        if not low <= value <= high:
+            raise self.error(key, f"is out of the plausible range [{low}, {high}], got {value}")
+        return value
+
+    def amount(self, key: str) -> Decimal:
+        """A required amount (balance, margin, PnL, notional, quantity) within ``MAX_AMOUNT``."""
+        return self._within(key, self.decimal(key), -MAX_AMOUNT, MAX_AMOUNT)
+
+    def opt_amount(self, key: str) -> Decimal | None:
+        return None if self._data.get(key) is None else self.amount(key)
+
+    def amount_or_zero(self, key: str) -> Decimal:
+        value = self.opt_amount(key)
+        return Decimal(0) if value is None else value
+
+    def non_negative_amount(self, key: str) -> Decimal:
+        """A required amount that cannot be negative (a margin requirement, say): a negative
+        one is a broken answer, and would make a margin ratio look safe."""
+        return self._within(key, self.non_negative_decimal(key), Decimal(0), MAX_AMOUNT)
+
+    def opt_non_negative_amount(self, key: str) -> Decimal | None:
+        return None if self._data.get(key) is None else self.non_negative_amount(key)
+
+    def opt_price(self, key: str) -> Decimal | None:
+        """A price that is a decision input (a mark price): strictly positive and bounded."""
+        if self._data.get(key) is None:
+            return None
+        return self._within(key, self.decimal(key), MIN_PRICE, MAX_PRICE)
+
+    def opt_price_or_zero(self, key: str) -> Decimal | None:
+        """A price where 0 means "none" (entry, liquidation, a market order's price)."""
+        if self._data.get(key) is None:
+            return None
+        return self._within(key, self.decimal(key), Decimal(0), MAX_PRICE)
+
+    def leverage(self, key: str, max_leverage: Decimal) -> Decimal:
+        return self._within(key, self.decimal(key), MIN_LEVERAGE, max_leverage)
+
+    def opt_leverage(self, key: str, max_leverage: Decimal) -> Decimal | None:
+        return None if self._data.get(key) is None else self.leverage(key, max_leverage)
+
     def integer(self, key: str) -> int:
         """An integer (epoch ms, ids); digit strings are accepted, bools and fractions not."""
         value = self._required(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < _INT_LIMIT:
             return value
-        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        if (
+            isinstance(value, Decimal)
+            and value.is_finite()
+            and value.copy_abs() < _INT_LIMIT
+            and value == value.to_integral_value()
+        ):
             return int(value)
         if isinstance(value, str) and _INT_RE.fullmatch(value):
             return int(value)

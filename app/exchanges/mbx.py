@@ -36,7 +36,7 @@ from app.errors import (
 )
 from app.exchanges.base import CallGate, Credentials, ExchangeClient
 from app.exchanges.jsonfields import Fields
-from app.exchanges.mbx_errors import map_error, read_error_answer
+from app.exchanges.mbx_errors import AUTH_CAUSES, map_error, read_error_answer
 from app.exchanges.redaction import install_httpx_log_redaction, redact
 from app.exchanges.signing import encode_query, signed_query
 
@@ -92,6 +92,9 @@ class MbxClient(ExchangeClient):
     time_path: ClassVar[str]
     #: Exchange-specific advice appended to the error message of a given error code.
     error_hints: ClassVar[Mapping[int, str]] = {}
+    #: Likely causes of a rejected credential (-1022 / -2014 / -2015 / HTTP 401), worded by
+    #: each exchange module for its own exchange.
+    auth_hint: ClassVar[str] = AUTH_CAUSES
 
     def __init__(
         self,
@@ -254,7 +257,11 @@ class MbxClient(ExchangeClient):
             server_now_ms = self.wall_clock_ms() + self.clock_offset_ms
             answer = read_error_answer(response, secrets=self._secrets(), now_ms=server_now_ms)
             raise map_error(
-                answer, endpoint=path, server_now_ms=server_now_ms, hints=self.error_hints
+                answer,
+                endpoint=path,
+                server_now_ms=server_now_ms,
+                hints=self.error_hints,
+                auth_hint=self.auth_hint,
             )
         try:
             body = json.loads(

@@ -38,10 +38,11 @@ DEFAULT_BAN_WAIT_S = 120.0
 BANNED_UNTIL_MARGIN_S = 1.0
 
 AUTH_CODES = frozenset({-1022, -2014, -2015})
+#: Advice on a rejected credential when the exchange module words none of its own
+#: (``MbxClient.auth_hint``): causes every HMAC-key exchange shares.
 AUTH_CAUSES = (
-    "likely causes: wrong API key or secret; this host's IP is not on the key's IP whitelist; "
-    "futures not enabled on the key (or the key predates the futures account); "
-    "a portfolio-margin account, which must use the /papi API"
+    "likely causes: wrong API key or secret; this host's IP is not allowed for the key; "
+    "the key lacks permission to read the account"
 )
 # Codes that mean "the exchange failed, try later" even when sent with a 4xx (exchanges.md §1.5).
 _TRANSIENT_CODES: Mapping[int, ErrorKind] = {
@@ -137,8 +138,10 @@ def map_error(
     endpoint: str,
     server_now_ms: int,
     hints: Mapping[int, str] | None = None,
+    auth_hint: str = AUTH_CAUSES,
 ) -> ExchangeError:
-    """Classify a failed answer; ``hints`` adds exchange-specific advice per error code."""
+    """Classify a failed answer; ``hints`` adds exchange-specific advice per error code and
+    ``auth_hint`` the exchange's own likely causes of a rejected credential."""
     status, code = answer.status, answer.code
     hint = (hints or {}).get(code) if code is not None else None
     if status in (418, 429) or code == -1003:
@@ -159,7 +162,7 @@ def map_error(
         text = _describe("API keys locked on this account", answer, hint)
         return ExchangeAuthError(text, endpoint=endpoint, code=code)
     if code in AUTH_CODES or status == 401:
-        text = _describe(f"authentication failed (HTTP {status})", answer, hint or AUTH_CAUSES)
+        text = _describe(f"authentication failed (HTTP {status})", answer, hint or auth_hint)
         return ExchangeAuthError(text, endpoint=endpoint, code=code)
     if 400 <= status < 500:
         text = _describe(f"request rejected (HTTP {status})", answer, hint)

@@ -100,7 +100,10 @@ class AccountPoller:
             kind: metrics.refresh_last_success.labels(account, kind)
             for kind in ("status", "snapshot")
         }
-        self._failures_gauge = metrics.consecutive_failures.labels(account)
+        self._failures_gauge = {
+            kind: metrics.consecutive_failures.labels(account, kind)
+            for kind in ("status", "snapshot")
+        }
         self._clock_gauge = metrics.clock_offset.labels(account)
         self._can_trade_gauge = metrics.can_trade.labels(account)
         self._status_gauges = {
@@ -191,8 +194,8 @@ class AccountPoller:
         finally:
             self._export_clock_offset(self.client.clock_offset_ms)
             state = self.store.get(self.account)
-            failures = state.consecutive_failures if state else 0
-            self._failures_gauge.set(failures)
+            error = None if state is None else getattr(state, f"{schedule.kind}_error")
+            self._failures_gauge[schedule.kind].set(error.consecutive_failures if error else 0)
 
     def _export_clock_offset(self, offset_ms: int, *, sync: bool = False) -> None:
         """Gauge the offset and log it, with the account, when a sync finds it over a second
@@ -272,7 +275,9 @@ class AccountPoller:
             message = f"internal error: {type(exc).__name__}"
         self.metrics.refresh_failures.labels(self.account, kind, error_kind.value).inc()
         if kind != "clock":
-            self.store.put_failure(self.account, error_kind.value, f"{kind}: {message}")
+            self.store.put_failure(
+                self.account, error_kind.value, f"{kind}: {message}", refresh=kind
+            )
         extra = {}
         if isinstance(exc, ExchangeRateLimited):
             extra["retry_after_s"] = round(exc.retry_after_s, 3)

@@ -107,7 +107,7 @@ def _evaluate(
         halts = kill_switch_reasons(intent, switches, now, reduces=False, halts_only=True)
         return Decision(allowed=False, reasons=(*halts, missing_data(state, intent.account)))
     status, snapshot = state.status, state.snapshot
-    stale = stale_data(status, snapshot, state.last_error, policy, now)
+    stale = stale_data(status, snapshot, state, policy, now)
     if stale:
         halts = kill_switch_reasons(intent, switches, now, reduces=False, halts_only=True)
         return Decision(allowed=False, reasons=(*halts, *stale))

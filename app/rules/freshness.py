@@ -36,7 +36,11 @@ def missing_data(state: AccountState | None, account: str) -> Reason:
         missing = "no successful status refresh yet"
     else:
         missing = "no successful snapshot refresh yet"
-    return Reason(ReasonCode.NO_DATA, _with_last_error(missing, state.last_error))
+    if state.status is None and state.snapshot is None:
+        last_error = state.last_error
+    else:
+        last_error = state.error_message("status" if state.status is None else "snapshot")
+    return Reason(ReasonCode.NO_DATA, _with_last_error(missing, last_error))
 
 
 def _stale(
@@ -60,14 +64,25 @@ def _stale(
 def stale_data(
     status: Observed[AccountStatus],
     snapshot: Observed[AccountSnapshot],
-    last_error: str | None,
+    state: AccountState,
     policy: Policy,
     now: Instant,
 ) -> tuple[Reason, ...]:
-    """One ``STALE_DATA`` reason per part (status, snapshot) older than the policy allows."""
-    status_reason = _stale("status", status.received_mono, policy.max_status_age_s, last_error, now)
+    """One ``STALE_DATA`` reason per part (status, snapshot) older than the policy allows,
+    each with the last error of its own kind of refresh."""
+    status_reason = _stale(
+        "status",
+        status.received_mono,
+        policy.max_status_age_s,
+        state.error_message("status"),
+        now,
+    )
     snapshot_reason = _stale(
-        "snapshot", snapshot.received_mono, policy.max_snapshot_age_s, last_error, now
+        "snapshot",
+        snapshot.received_mono,
+        policy.max_snapshot_age_s,
+        state.error_message("snapshot"),
+        now,
     )
     if status_reason is None:
         return () if snapshot_reason is None else (snapshot_reason,)

@@ -11,7 +11,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 
-from app.domain import AccountSnapshot, AccountState, AccountStatus, Instant, Observed
+from app.domain import (
+    AccountSnapshot,
+    AccountState,
+    AccountStatus,
+    Instant,
+    Observed,
+    RefreshError,
+)
 
 Listener = Callable[[AccountState, AccountState], None]
 
@@ -46,33 +53,52 @@ class StateStore:
         self._listeners.append(listener)
 
     def put_status(self, account: str, status: AccountStatus, now: Instant) -> AccountState:
-        """Record a successful status refresh; clears the last error."""
+        """Record a successful status refresh; clears the status's error (not the
+        snapshot's)."""
+        other = self._require(account).snapshot_error
         return self._replace(
             account,
             status=Observed(status, now.mono, now.wall_ms),
-            last_error=None,
-            last_error_kind=None,
-            consecutive_failures=0,
+            status_error=None,
+            **_summary(other),
         )
 
     def put_snapshot(self, account: str, snapshot: AccountSnapshot, now: Instant) -> AccountState:
-        """Record a successful snapshot refresh; clears the last error."""
+        """Record a successful snapshot refresh; clears the snapshot's error (not the
+        status's)."""
+        other = self._require(account).status_error
         return self._replace(
             account,
             snapshot=Observed(snapshot, now.mono, now.wall_ms),
-            last_error=None,
-            last_error_kind=None,
-            consecutive_failures=0,
+            snapshot_error=None,
+            **_summary(other),
         )
 
-    def put_failure(self, account: str, kind: str, message: str) -> AccountState:
-        """Record a failed refresh. The last good data is kept and keeps ageing."""
+    def put_failure(
+        self, account: str, kind: str, message: str, *, refresh: str | None = None
+    ) -> AccountState:
+        """Record a failed refresh of ``refresh`` ("status" or "snapshot"; ``None``: not
+        attributed to one) with error ``kind``. The last good data is kept and keeps ageing."""
         current = self._require(account)
+        if refresh not in ("status", "snapshot"):
+            return self._replace(
+                account,
+                last_error=message,
+                last_error_kind=kind,
+                consecutive_failures=current.consecutive_failures + 1,
+            )
+        field = f"{refresh}_error"
+        own: RefreshError | None = getattr(current, field)
+        other = current.snapshot_error if refresh == "status" else current.status_error
+        streak = (own.consecutive_failures if own else 0) + 1
+        error = RefreshError(message, kind, streak)
+        longest = max(streak, other.consecutive_failures if other else 0)
         return self._replace(
             account,
             last_error=message,
             last_error_kind=kind,
-            consecutive_failures=current.consecutive_failures + 1,
+            consecutive_failures=longest,
+            **{field: error},
         )
 
     def _require(self, account: str) -> AccountState:
@@ -88,3 +114,14 @@ class StateStore:
         for listener in self._listeners:
             listener(old, new)
         return new
+
+
+def _summary(still_failing: RefreshError | None) -> dict[str, object]:
+    """The state's last-error fields once only ``still_failing`` (or nothing) is failing."""
+    if still_failing is None:
+        return {"last_error": None, "last_error_kind": None, "consecutive_failures": 0}
+    return {
+        "last_error": still_failing.message,
+        "last_error_kind": still_failing.kind,
+        "consecutive_failures": still_failing.consecutive_failures,
+    }

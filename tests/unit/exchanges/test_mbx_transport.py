@@ -143,7 +143,9 @@ async def test_failed_resync_after_minus_1021_surfaces_the_resync_error(
 
 # --------------------------------------------------------------------------- error mapping
 
-AUTH_CAUSE_WORDS = ("wrong API key or secret", "whitelist", "futures not enabled", "portfolio")
+#: What a generic-v2 account's auth failure says, and what only Binance accounts are told.
+AUTH_CAUSE_WORDS = ("wrong API key or secret", "IP is not allowed", "permission to read")
+BINANCE_ONLY_CAUSES = ("portfolio", "/papi", "futures not enabled", "whitelist")
 
 
 @pytest.mark.parametrize(
@@ -244,6 +246,9 @@ async def test_auth_errors_name_the_likely_causes(
         await generic.fetch_status()
     for words in AUTH_CAUSE_WORDS:
         assert words in str(info.value)
+    # Binance's causes (portfolio margin, /papi) are not a generic-v2 account's.
+    for words in BINANCE_ONLY_CAUSES:
+        assert words not in str(info.value)
 
 
 async def test_keys_locked_says_so(exchange: FakeExchange, generic: GenericV2Client) -> None:

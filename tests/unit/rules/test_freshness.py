@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from app.domain import AccountState, Observed, Policy, ReasonCode
+from app.domain import AccountState, Observed, Policy, ReasonCode, RefreshError
 from app.rules import evaluate
 from tests.unit.rules.builders import (
     ACCOUNT,
@@ -101,3 +103,33 @@ def test_stale_data_short_circuits_other_reasons_and_names_last_error() -> None:
         "account status is 30000 ms old (max 10000 ms); last error: timeout after 5 s"
     )
     assert decision.warnings == ()
+
+
+def test_each_stale_part_names_the_error_of_its_own_refresh() -> None:
+    # Status failing (stale), snapshot failing too: each message carries its own kind's error,
+    # not whichever failed last.
+    account_state = dataclasses.replace(
+        state(status_age_s=30.0, snapshot_age_s=30.0),
+        last_error="snapshot: HTTP 503",
+        status_error=RefreshError("status: canTrade is missing", "malformed", 4),
+        snapshot_error=RefreshError("snapshot: HTTP 503", "server_error", 1),
+    )
+
+    decision = evaluate(bare(), account_state, POLICY, NOW)
+
+    assert [r.message.split("; last error: ")[1] for r in decision.reasons] == [
+        "status: canTrade is missing",
+        "snapshot: HTTP 503",
+    ]
+
+
+def test_a_stale_status_is_not_explained_by_a_healthy_snapshots_silence() -> None:
+    # Only the status fails; snapshots succeed. The status's error stays in its message.
+    account_state = dataclasses.replace(
+        state(status_age_s=30.0),
+        status_error=RefreshError("status: HTTP 503", "server_error", 7),
+    )
+
+    decision = evaluate(bare(), account_state, POLICY, NOW)
+
+    assert decision.reasons[0].message.endswith("; last error: status: HTTP 503")

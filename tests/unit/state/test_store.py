@@ -45,6 +45,49 @@ def test_success_clears_the_error() -> None:
     assert (state.last_error, state.consecutive_failures) == (None, 0)
 
 
+def test_a_success_of_one_kind_keeps_the_other_kinds_error() -> None:
+    # The status endpoint keeps failing while snapshots succeed: the status's error, kind and
+    # streak must survive every good snapshot (they were cleared, and /readyz said all fine).
+    store = StateStore([("a", "generic-v2")])
+    store.put_failure("a", "server_error", "status: HTTP 503", refresh="status")
+    store.put_snapshot("a", SNAPSHOT, NOW)
+    store.put_failure("a", "server_error", "status: HTTP 503", refresh="status")
+    state = store.put_snapshot("a", SNAPSHOT, NOW)
+    assert state.status_error is not None
+    assert state.snapshot_error is None
+    assert (state.status_error.kind, state.status_error.consecutive_failures) == (
+        "server_error",
+        2,
+    )
+    assert (state.last_error, state.last_error_kind, state.consecutive_failures) == (
+        "status: HTTP 503",
+        "server_error",
+        2,
+    )
+    assert state.error_message("status") == "status: HTTP 503"
+    assert state.error_message("snapshot") is None
+    state = store.put_status("a", STATUS, NOW)
+    assert (state.status_error, state.last_error, state.consecutive_failures) == (None, None, 0)
+
+
+def test_each_kind_counts_its_own_streak() -> None:
+    store = StateStore([("a", "generic-v2")])
+    store.put_failure("a", "timeout", "status: timed out", refresh="status")
+    store.put_failure("a", "malformed", "snapshot: bad", refresh="snapshot")
+    state = store.put_failure("a", "malformed", "snapshot: bad", refresh="snapshot")
+    assert state.status_error is not None
+    assert state.snapshot_error is not None
+    assert state.status_error.consecutive_failures == 1
+    assert state.snapshot_error.consecutive_failures == 2
+    assert (state.last_error_kind, state.consecutive_failures) == ("malformed", 2)
+    state = store.put_snapshot("a", SNAPSHOT, NOW)
+    assert (state.last_error, state.last_error_kind, state.consecutive_failures) == (
+        "status: timed out",
+        "timeout",
+        1,
+    )
+
+
 def test_listeners_see_old_and_new_state() -> None:
     store = StateStore([("a", "generic-v2")])
     seen: list[tuple[AccountState, AccountState]] = []
