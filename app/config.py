@@ -138,6 +138,14 @@ class PollSettings(_Model):
     #: After credentials are rejected, wait this long before trying again.
     auth_backoff_s: float = Field(default=300.0, gt=0)
     clock_resync_s: float = Field(default=300.0, gt=0)
+    #: Whole exchange call, first byte to last (timeout_s bounds each read only).
+    request_deadline_s: float = Field(default=10.0, gt=0, le=600)
+    #: Largest exchange answer, raw and after gzip/deflate decompression (default 8 MiB).
+    max_response_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024**3)
+    #: Largest JSON array (positions, orders, symbols) accepted in one exchange answer.
+    max_snapshot_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    #: Longest wait a Retry-After (or a ban's "until") may impose; longer ones are capped.
+    max_retry_after_s: float = Field(default=600.0, gt=0, le=86_400)
 
 
 class PollOverrides(_Model):

@@ -95,9 +95,12 @@ class ExchangeRateLimited(ExchangeError):
         banned: bool = False,
         endpoint: str = "",
         code: int | None = None,
+        requested_s: float | None = None,
     ) -> None:
         super().__init__(message, endpoint=endpoint, code=code)
         self.retry_after_s = retry_after_s
+        #: What the exchange asked for, before the guard's cap (``retry_after_s`` after it).
+        self.requested_s = retry_after_s if requested_s is None else requested_s
         self.banned = banned
         self.kind = ErrorKind.BANNED if banned else ErrorKind.RATE_LIMITED
 

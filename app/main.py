@@ -36,7 +36,7 @@ from app.events.bus import EventBus
 from app.events.watch import StateEvents, Watcher, kill_switch_event
 from app.events.webhooks import WebhookDispatcher, Webhooks, WebhookTarget
 from app.exchanges import client_class
-from app.exchanges.base import Credentials, ExchangeClient
+from app.exchanges.base import AnswerLimits, Credentials, ExchangeClient
 from app.logs import stderr_sink
 from app.metrics import Metrics
 from app.refresher.poller import PollTiming
@@ -97,6 +97,12 @@ def _build_refresher(
                 recv_window_ms=poll.recv_window_ms,
                 timeout_s=poll.timeout_s,
                 options=account.options,
+                limits=AnswerLimits(
+                    deadline_s=poll.request_deadline_s,
+                    max_bytes=poll.max_response_bytes,
+                    max_rows=poll.max_snapshot_rows,
+                    max_retry_after_s=poll.max_retry_after_s,
+                ),
             )
         except (ConfigError, ValueError, TypeError) as exc:
             raise ConfigError(f"invalid configuration:\n  accounts.{name}.options: {exc}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import struct
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,25 +26,37 @@ Headers = list[tuple[bytes, bytes]]
 
 
 @functools.lru_cache(maxsize=2)
-def _compressed_padding(size_bytes: int) -> tuple[bytes, Any]:
-    """gzip of ``size_bytes`` spaces, not finished: the compressed bytes so far and the
-    compressor, which each answer copies to append its own JSON and the gzip trailer."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    parts = []
-    left = size_bytes
-    while left > 0:
-        take = min(left, _CHUNK)
-        parts.append(compressor.compress(_SPACES[:take]))
-        left -= take
-    return b"".join(parts), compressor
+def _deflated_padding(size_bytes: int) -> tuple[bytes, int]:
+    """Raw deflate of ``size_bytes`` spaces, not final, and their CRC-32.
+
+    One MiB of spaces is compressed once, ending with a full flush (byte-aligned, no reference
+    to earlier data), so that block repeated is a valid stream: 1 GB costs a few ms, not the
+    half minute that compressing it would.
+    """
+    whole, rest = divmod(size_bytes, _CHUNK)
+    parts: list[bytes] = []
+    crc = 0
+    if whole:
+        block = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        deflated = block.compress(_SPACES) + block.flush(zlib.Z_FULL_FLUSH)
+        parts.append(deflated * whole)
+        for _ in range(whole):
+            crc = zlib.crc32(_SPACES, crc)
+    if rest:
+        block = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        parts.append(block.compress(_SPACES[:rest]) + block.flush(zlib.Z_FULL_FLUSH))
+        crc = zlib.crc32(_SPACES[:rest], crc)
+    return b"".join(parts), crc
 
 
 async def gzip_bomb_body(size_bytes: int, body: bytes) -> bytes:
-    """``size_bytes`` of spaces then ``body``, gzip-compressed (about 1 KB per MB of spaces)."""
-    prefix, compressor = await asyncio.to_thread(_compressed_padding, size_bytes)
-    own = compressor.copy()
-    tail: bytes = own.compress(body) + own.flush()
-    return prefix + tail
+    """``size_bytes`` of spaces then ``body``, as one gzip member (about 1 KB per MB)."""
+    padding, crc = await asyncio.to_thread(_deflated_padding, size_bytes)
+    last = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    tail: bytes = last.compress(body) + last.flush()
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    trailer = struct.pack("<II", zlib.crc32(body, crc), (size_bytes + len(body)) & 0xFFFFFFFF)
+    return header + padding + tail + trailer
 
 
 class _Disconnect:

@@ -48,6 +48,21 @@ class Capabilities:
     max_leverage: Decimal = Decimal(125)
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerLimits:
+    """Bounds on every exchange call of one account (``poll.*`` in the configuration)."""
+
+    #: Whole call, connect to last byte: ``timeout_s`` bounds each read, this the total, so a
+    #: body that drips one byte at a time or never ends cannot hold a poller.
+    deadline_s: float = 10.0
+    #: Largest answer body, raw and after gzip/deflate decompression, error answers included.
+    max_bytes: int = 8 * 1024 * 1024
+    #: Largest JSON array in one answer (positions, orders, symbol rows ...).
+    max_rows: int = 10_000
+    #: Longest wait a ``Retry-After`` (or "banned until") may impose; longer ones are capped.
+    max_retry_after_s: float = 600.0
+
+
 class CallGate(Protocol):
     """What a client asks before each request and reports after it.
 
@@ -81,8 +96,10 @@ class ExchangeClient(abc.ABC):
         recv_window_ms: int = 5000,
         timeout_s: float = 5.0,
         options: Mapping[str, Any] | None = None,
+        limits: AnswerLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.limits = limits or AnswerLimits()
         self.credentials = credentials
         self.http = http
         self.gate = gate

@@ -19,6 +19,7 @@ Options (``accounts.<name>.options``): ``snapshot_endpoint`` ``"v3"`` (default) 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -32,6 +33,7 @@ from app.exchanges.binance_usdm_parsing import (
     parse_symbol_config,
     permission_warnings,
 )
+from app.exchanges.jsonfields import Fields
 from app.exchanges.mbx import MbxClient, check_http_url
 
 ACCOUNT_CONFIG_PATH = "/fapi/v1/accountConfig"
@@ -49,6 +51,10 @@ V2_ACCOUNT_WEIGHT = 10
 API_RESTRICTIONS_WEIGHT = 1
 
 _OPTIONS = ("snapshot_endpoint", "sapi_base_url")
+
+
+def _parse_v3(account: Fields, rows: list[Any]) -> AccountSnapshot:
+    return parse_account(account, parse_symbol_config(rows, endpoint=SYMBOL_CONFIG_PATH))
 
 
 class BinanceUsdmClient(MbxClient):
@@ -114,11 +120,13 @@ class BinanceUsdmClient(MbxClient):
     async def fetch_snapshot(self) -> AccountSnapshot:
         """v3 account + symbolConfig, or the v2 account alone when configured."""
         path = ACCOUNT_PATHS[self.snapshot_endpoint]
+        # Parsed in a worker thread: a big account must not stall others' decisions.
         if self.snapshot_endpoint == "v2":
-            return parse_account(await self.get_object(path, weight=V2_ACCOUNT_WEIGHT), None)
+            body = await self.get_object(path, weight=V2_ACCOUNT_WEIGHT)
+            return await asyncio.to_thread(parse_account, body, None)
         account = await self.get_object(path, weight=V3_ACCOUNT_WEIGHT)
         rows = await self.get_array(SYMBOL_CONFIG_PATH, weight=SYMBOL_CONFIG_WEIGHT)
-        return parse_account(account, parse_symbol_config(rows, endpoint=SYMBOL_CONFIG_PATH))
+        return await asyncio.to_thread(_parse_v3, account, rows)
 
     async def check_permissions(self) -> list[str]:
         """Warn when the key can trade or withdraw; never raises (a failed check is a warning).

@@ -8,6 +8,7 @@ A present field of the wrong type is an error, never a default: no partial state
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import ClassVar
 
@@ -179,5 +180,9 @@ class GenericV2Client(MbxClient):
         return parse_status(await self.get_object(STATUS_PATH, weight=1))
 
     async def fetch_snapshot(self) -> AccountSnapshot:
-        """Fetch ``/v2/account``; raises an ``ExchangeError`` subclass on any failure."""
-        return parse_account(await self.get_object(ACCOUNT_PATH, weight=5))
+        """Fetch ``/v2/account``; raises an ``ExchangeError`` subclass on any failure.
+
+        Parsed in a worker thread: thousands of rows must not stall other accounts' decisions.
+        """
+        body = await self.get_object(ACCOUNT_PATH, weight=5)
+        return await asyncio.to_thread(parse_account, body)

@@ -4,10 +4,16 @@ Every request goes through :meth:`MbxClient._send`, the one place where bytes me
 it asks the ``CallGate`` before, reports to it after, signs, and maps every failure to the
 exception tree in ``app.errors``::
 
-    httpx.TimeoutException            -> ExchangeUnavailable(kind=TIMEOUT)
+    httpx.TimeoutException            -> ExchangeUnavailable(kind=TIMEOUT)   (one read)
+    total deadline passed             -> ExchangeUnavailable(kind=TIMEOUT)   (the whole call)
     other httpx transport errors      -> ExchangeUnavailable(kind=NETWORK)
+    body over the size cap            -> ExchangeProtocolError               (app.exchanges.body)
     HTTP error answers                -> see mbx_errors.map_error
     2xx with a non-JSON / wrong shape -> ExchangeProtocolError
+    a JSON array over the row cap     -> ExchangeProtocolError
+
+Bodies over ``OFF_LOOP_BYTES`` are decoded in a worker thread, so one account's big answer
+does not stall the event loop that answers every other account's decisions.
 
 Signed requests that fail with -1021 (timestamp outside recvWindow) re-learn the clock offset
 and are retried exactly once, as both protocol documents prescribe.
@@ -15,6 +21,7 @@ and are retried exactly once, as both protocol documents prescribe.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -34,7 +41,8 @@ from app.errors import (
     ExchangeProtocolError,
     ExchangeUnavailable,
 )
-from app.exchanges.base import CallGate, Credentials, ExchangeClient
+from app.exchanges.base import AnswerLimits, CallGate, Credentials, ExchangeClient
+from app.exchanges.body import ACCEPT_ENCODING, read_capped
 from app.exchanges.jsonfields import Fields
 from app.exchanges.mbx_errors import AUTH_CAUSES, map_error, read_error_answer
 from app.exchanges.redaction import install_httpx_log_redaction, redact
@@ -50,6 +58,8 @@ USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 MAX_RECV_WINDOW_MS = 60_000
 
 Shape = Literal["object", "array"]
+#: Answers larger than this are JSON-decoded in a worker thread, not on the event loop.
+OFF_LOOP_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +79,25 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite JSON constant {name}")
 
 
-def _used_weight(response: httpx.Response) -> int | None:
-    value = response.headers.get(USED_WEIGHT_HEADER)
+def _decode_json(content: bytes) -> object:
+    return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def _longest_array(body: object, depth: int = 2) -> tuple[str, int]:
+    """The longest JSON array at the top or one level down (``indicators.<symbol>``)."""
+    if isinstance(body, list):
+        return "", len(body)
+    best = ("", 0)
+    if isinstance(body, dict) and depth > 0:
+        for key, value in body.items():
+            name, size = _longest_array(value, depth - 1)
+            if size > best[1]:
+                best = (f"{key}.{name}" if name else str(key), size)
+    return best
+
+
+def _used_weight(headers: httpx.Headers) -> int | None:
+    value = headers.get(USED_WEIGHT_HEADER)
     try:
         return int(value) if value is not None else None
     except ValueError:
@@ -106,6 +133,7 @@ class MbxClient(ExchangeClient):
         recv_window_ms: int = 5000,
         timeout_s: float = 5.0,
         options: Mapping[str, Any] | None = None,
+        limits: AnswerLimits | None = None,
     ) -> None:
         super().__init__(
             base_url=check_http_url(base_url, f"{self.name}: base_url"),
@@ -115,6 +143,7 @@ class MbxClient(ExchangeClient):
             recv_window_ms=recv_window_ms,
             timeout_s=timeout_s,
             options=options,
+            limits=limits,
         )
         if not 0 < recv_window_ms <= MAX_RECV_WINDOW_MS:
             raise ConfigError(f"{self.name}: recv_window_ms must be in 1..{MAX_RECV_WINDOW_MS}")
@@ -201,7 +230,7 @@ class MbxClient(ExchangeClient):
         """One GET: gate, sign, send, classify. ``path`` is also the bounded endpoint label."""
         # Wait for the budget first: a timestamp taken before a long wait would be stale.
         await self.gate.before_request(weight)
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Accept-Encoding": ACCEPT_ENCODING}
         sent_ms = self.wall_clock_ms()
         if signed:
             api_key, secret = self._secrets()
@@ -217,22 +246,44 @@ class MbxClient(ExchangeClient):
         # The query string is passed pre-encoded so httpx sends exactly the bytes we signed.
         url = httpx.URL((base_url or self.base_url) + path, query=query.encode("ascii"))
         started = time.monotonic()
+        deadline_s = self.limits.deadline_s
         try:
-            response = await self.http.get(url, headers=headers, timeout=self.timeout_s)
+            async with asyncio.timeout(deadline_s):
+                status, response_headers, content = await self._fetch(url, headers, path)
+        except TimeoutError as exc:
+            error: ExchangeError = ExchangeUnavailable(
+                f"no complete answer within the {deadline_s:g} s deadline "
+                "(poll.request_deadline_s)",
+                endpoint=path,
+                kind=ErrorKind.TIMEOUT,
+            )
+            self.gate.after_response(path, error.kind.value, time.monotonic() - started, None)
+            raise error from exc
         except httpx.HTTPError as exc:
             error = self._transport_error(exc, path)
             self.gate.after_response(path, error.kind.value, time.monotonic() - started, None)
             raise error from exc
+        except ExchangeError as exc:  # over the size cap, or an encoding we did not ask for
+            self.gate.after_response(path, exc.kind.value, time.monotonic() - started, None)
+            raise
         elapsed = time.monotonic() - started
         received_ms = self.wall_clock_ms()
-        used = _used_weight(response)
+        used = _used_weight(response_headers)
         try:
-            body = self._interpret(response, path, shape)
+            body = await self._interpret(status, response_headers, content, path, shape)
         except ExchangeError as exc:
             self.gate.after_response(path, exc.kind.value, elapsed, used)
             raise
         self.gate.after_response(path, "ok", elapsed, used)
         return _Reply(body, sent_ms, received_ms)
+
+    async def _fetch(
+        self, url: httpx.URL, headers: Mapping[str, str], path: str
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """Status, headers and the capped body of one GET (streamed, never buffered whole)."""
+        async with self.http.stream("GET", url, headers=headers, timeout=self.timeout_s) as reply:
+            content = await read_capped(reply, max_bytes=self.limits.max_bytes, endpoint=path)
+            return reply.status_code, reply.headers, content
 
     def _transport_error(self, exc: httpx.HTTPError, path: str) -> ExchangeError:
         # httpx messages rarely carry the URL, but redact anyway: it holds the signature.
@@ -252,28 +303,42 @@ class MbxClient(ExchangeClient):
             f"network error ({detail})", endpoint=path, kind=ErrorKind.NETWORK
         )
 
-    def _interpret(self, response: httpx.Response, path: str, shape: Shape) -> object:
-        if not 200 <= response.status_code < 300:
+    async def _interpret(
+        self, status: int, headers: httpx.Headers, content: bytes, path: str, shape: Shape
+    ) -> object:
+        if not 200 <= status < 300:
             server_now_ms = self.wall_clock_ms() + self.clock_offset_ms
-            answer = read_error_answer(response, secrets=self._secrets(), now_ms=server_now_ms)
+            answer = read_error_answer(
+                status, headers, content, secrets=self._secrets(), now_ms=server_now_ms
+            )
             raise map_error(
                 answer,
                 endpoint=path,
                 server_now_ms=server_now_ms,
                 hints=self.error_hints,
                 auth_hint=self.auth_hint,
+                max_retry_after_s=self.limits.max_retry_after_s,
             )
         try:
-            body = json.loads(
-                response.content, parse_float=Decimal, parse_constant=_reject_constant
-            )
+            if len(content) > OFF_LOOP_BYTES:
+                body = await asyncio.to_thread(_decode_json, content)
+            else:
+                body = _decode_json(content)
         except (ValueError, RecursionError) as exc:
             raise ExchangeProtocolError(
-                f"response body is not valid JSON (HTTP {response.status_code})", endpoint=path
+                f"response body is not valid JSON (HTTP {status})", endpoint=path
             ) from exc
         expected = dict if shape == "object" else list
         if not isinstance(body, expected):
             raise ExchangeProtocolError(
                 f"response body must be a JSON {shape}, got {type(body).__name__}", endpoint=path
+            )
+        name, rows = _longest_array(body)
+        if rows > self.limits.max_rows:
+            where = f"field {name}" if name else "the answer"
+            raise ExchangeProtocolError(
+                f"{where} has {rows} rows, over the cap of {self.limits.max_rows} "
+                "(poll.max_snapshot_rows)",
+                endpoint=path,
             )
         return body

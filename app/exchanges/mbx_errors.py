@@ -65,14 +65,20 @@ class ErrorAnswer:
 
 
 def read_error_answer(
-    response: httpx.Response, *, secrets: Sequence[str], now_ms: int
+    status: int,
+    headers: httpx.Headers,
+    content: bytes,
+    *,
+    secrets: Sequence[str],
+    now_ms: int,
 ) -> ErrorAnswer:
-    """Read status, ``code``, redacted ``msg`` and ``Retry-After`` from a failed response."""
+    """Read status, ``code``, redacted ``msg`` and ``Retry-After`` from a failed response
+    (``content``: its body, already read within the size cap)."""
     code: int | None = None
     msg = ""
     try:
-        body = json.loads(response.content)
-    except ValueError:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
         body = None
     if isinstance(body, dict):
         raw_code = body.get("code")
@@ -81,10 +87,10 @@ def read_error_answer(
         if isinstance(body.get("msg"), str):
             msg = redact(body["msg"], secrets)
     return ErrorAnswer(
-        status=response.status_code,
+        status=status,
         code=code,
         msg=msg,
-        retry_after_s=parse_retry_after(response.headers.get("Retry-After"), now_ms=now_ms),
+        retry_after_s=parse_retry_after(headers.get("Retry-After"), now_ms=now_ms),
     )
 
 
@@ -110,7 +116,14 @@ def _describe(text: str, answer: ErrorAnswer, hint: str | None = None) -> str:
     return f"{text}; {hint}" if hint else text
 
 
-def _rate_limited(answer: ErrorAnswer, *, endpoint: str, server_now_ms: int) -> ExchangeError:
+#: Longest wait a Retry-After may impose by default (``poll.max_retry_after_s``): a header of
+#: 999999999999 once blocked a budget for 31,700 years.
+DEFAULT_MAX_RETRY_AFTER_S = 600.0
+
+
+def _rate_limited(
+    answer: ErrorAnswer, *, endpoint: str, server_now_ms: int, max_wait_s: float
+) -> ExchangeError:
     banned = answer.status == 418 or "banned" in answer.msg.lower()
     hints: list[float] = []
     if answer.retry_after_s is not None:
@@ -121,14 +134,19 @@ def _rate_limited(answer: ErrorAnswer, *, endpoint: str, server_now_ms: int) -> 
         until_s = (int(match.group(1)) - server_now_ms) / 1000
         hints.append(max(0.0, until_s) + BANNED_UNTIL_MARGIN_S)
     default = DEFAULT_BAN_WAIT_S if banned else DEFAULT_RATE_LIMIT_WAIT_S
-    wait = max(hints) if hints else default
+    asked = max(hints) if hints else default
+    wait = min(asked, max_wait_s)
     what = "IP banned by the exchange" if banned else "rate limit exceeded"
+    text = f"{what} (HTTP {answer.status}); retry after {wait:.0f} s"
+    if asked > max_wait_s:
+        text += f" (the exchange asked for {asked:.0f} s; capped by poll.max_retry_after_s)"
     return ExchangeRateLimited(
-        _describe(f"{what} (HTTP {answer.status}); retry after {wait:.0f} s", answer),
+        _describe(text, answer),
         retry_after_s=wait,
         banned=banned,
         endpoint=endpoint,
         code=answer.code,
+        requested_s=asked,
     )
 
 
@@ -139,13 +157,16 @@ def map_error(
     server_now_ms: int,
     hints: Mapping[int, str] | None = None,
     auth_hint: str = AUTH_CAUSES,
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
 ) -> ExchangeError:
     """Classify a failed answer; ``hints`` adds exchange-specific advice per error code and
     ``auth_hint`` the exchange's own likely causes of a rejected credential."""
     status, code = answer.status, answer.code
     hint = (hints or {}).get(code) if code is not None else None
     if status in (418, 429) or code == -1003:
-        return _rate_limited(answer, endpoint=endpoint, server_now_ms=server_now_ms)
+        return _rate_limited(
+            answer, endpoint=endpoint, server_now_ms=server_now_ms, max_wait_s=max_retry_after_s
+        )
     if status >= 500:
         # Includes 503 "Unknown error" (outcome unknown, exchanges.md §1.4): every call made
         # here is a read, so an unknown outcome is simply a failed refresh worth retrying.

@@ -281,6 +281,8 @@ class AccountPoller:
         extra = {}
         if isinstance(exc, ExchangeRateLimited):
             extra["retry_after_s"] = round(exc.retry_after_s, 3)
+            # The exchange's own value, before the cap (poll.max_retry_after_s).
+            extra["exchange_retry_after_s"] = round(exc.requested_s, 3)
         self._log.warning(
             "refresh failed", kind=kind, error=error_kind.value, cause=message, **extra
         )

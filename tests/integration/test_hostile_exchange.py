@@ -37,6 +37,10 @@ STATUS_PATH = "/v2/private/account/apiTradingStatus"
 POSITION_LIMIT = "40000"
 #: 0.01 BTC more: 30,753 USDT after the order, inside the limit on the real position.
 SMALL_BUY = {"account": TARGET, "symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01"}
+#: The guard's bounds on one exchange call in this module (small, so the cases run fast).
+DEADLINE_S = 2.0
+MAX_BYTES = 256 * 1024
+MAX_RETRY_AFTER_S = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +59,11 @@ def module_guard(
         accounts,
         port=free_port(),
         policy={"max_position_notional": POSITION_LIMIT},
+        poll={
+            "request_deadline_s": DEADLINE_S,
+            "max_response_bytes": MAX_BYTES,
+            "max_retry_after_s": MAX_RETRY_AFTER_S,
+        },
     )
     guard = GuardProcess(config, tmp_path_factory.mktemp("hostile-guard")).start()
     try:
@@ -237,3 +246,114 @@ def test_a_failing_status_is_reported_while_snapshots_succeed(
     snapshot_labels = {"account": TARGET, "kind": "snapshot"}
     assert sample_value(text, "pretrade_guard_poller_consecutive_failures", snapshot_labels) == 0
     prove_recovers(guard, sim)
+
+
+# --------------------------------------------------------------------------- stalls and size
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        # One byte every 0.5 s: each read is within timeout_s (1 s), the call never ends.
+        pytest.param("drip", {"interval_ms": 500}, id="drip"),
+        # A chunked body of whitespace that never ends.
+        pytest.param("endless", {"interval_ms": 50, "chunk_bytes": 16}, id="endless"),
+    ],
+)
+def test_a_call_that_never_finishes_hits_the_total_deadline(
+    guard: GuardProcess, sim: SimulatorProcess, kind: str, params: dict[str, Any]
+) -> None:
+    # Both wedged the poller for good: last_error null, poller alive, stale after recovery.
+    sim.control.add_fault(kind, api_key=HEALTHY.api_key, path=ACCOUNT_PATH, params=params)
+    prove_refused(
+        guard,
+        kind="snapshot",
+        error="timeout",
+        cause=f"no complete answer within the {DEADLINE_S:g} s deadline",
+        what=kind,
+    )
+    prove_recovers(guard, sim)
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "path", "cause"),
+    [
+        pytest.param(
+            "huge_body",
+            {"size_bytes": 64 * 1024**2},
+            STATUS_PATH,
+            "Content-Length",
+            id="huge-status",
+        ),
+        pytest.param(
+            "huge_body",
+            {"size_bytes": 64 * 1024**2, "chunked": True},
+            ACCOUNT_PATH,
+            "bytes received",
+            id="huge-chunked-snapshot",
+        ),
+        pytest.param(
+            "gzip_bomb",
+            {"size_bytes": 128 * 1024**2},  # about 130 KB on the wire
+            STATUS_PATH,
+            "after decompression",
+            id="gzip-bomb",
+        ),
+    ],
+)
+def test_an_answer_over_the_size_cap_fails_the_refresh(
+    guard: GuardProcess,
+    sim: SimulatorProcess,
+    kind: str,
+    params: dict[str, Any],
+    path: str,
+    cause: str,
+) -> None:
+    # A 300 MB status body was accepted (1.3 GiB peak); a 1 MB gzip of 1 GB peaked at 3.1 GiB.
+    sim.control.add_fault(kind, api_key=HEALTHY.api_key, path=path, params=params)
+    refresh = "status" if path == STATUS_PATH else "snapshot"
+    body = prove_refused(
+        guard, kind=refresh, error="malformed", cause=f"{MAX_BYTES}-byte cap", what=kind
+    )
+    assert any(cause in r["message"] for r in body["reasons"]), body
+    prove_recovers(guard, sim)
+
+
+def test_an_error_answer_over_the_size_cap_is_not_buffered_whole(
+    guard: GuardProcess, sim: SimulatorProcess
+) -> None:
+    # A 503 with a 64 MB body: it used to be read whole before it was classified.
+    sim.control.add_fault("http_5xx", api_key=HEALTHY.api_key, path=STATUS_PATH)
+    sim.control.add_fault(
+        "huge_body",
+        api_key=HEALTHY.api_key,
+        path=STATUS_PATH,
+        params={"size_bytes": 64 * 1024**2, "chunked": True},
+    )
+    prove_refused(
+        guard, kind="status", error="malformed", cause=f"{MAX_BYTES}-byte cap", what="huge 503"
+    )
+    prove_recovers(guard, sim)
+
+
+def test_retry_after_is_capped_and_the_exchanges_value_logged(
+    guard: GuardProcess, sim: SimulatorProcess
+) -> None:
+    # Retry-After: 999999999999 blocked the account's budget for ~31,700 years.
+    sim.control.add_fault(
+        "rate_limit_429",
+        api_key=HEALTHY.api_key,
+        count=1,
+        params={"retry_after_s": 999999999999},
+    )
+
+    def logged() -> list[dict[str, Any]]:
+        return failed_log_lines(guard, "capped by poll.max_retry_after_s")
+
+    wait_until(lambda: bool(logged()), timeout=20, what="the capped 429 logged")
+    line = logged()[-1]
+    assert line["account"] == TARGET
+    assert line["retry_after_s"] == MAX_RETRY_AFTER_S
+    assert line["exchange_retry_after_s"] == 999999999999
+    with guard.client() as bot:
+        decide_until(bot, lambda b: b["allowed"], "allowed after the capped wait", timeout=30)

@@ -38,7 +38,8 @@ def reply(
 
     def respond(request: httpx.Request) -> httpx.Response:
         content = raw if body is None else json.dumps(body).encode()
-        return httpx.Response(status, content=content, headers=headers)
+        # A stream, as from the network: the client reads it through its size cap.
+        return httpx.Response(status, stream=httpx.ByteStream(content), headers=headers)
 
     return respond
 

@@ -277,8 +277,8 @@ async def test_keys_locked_says_so(exchange: FakeExchange, generic: GenericV2Cli
         pytest.param(
             429,
             {"Retry-After": "10"},
-            f"Way too many requests; IP banned until {NOW_MS + 600_000}.",
-            601.0,
+            f"Way too many requests; IP banned until {NOW_MS + 300_000}.",
+            301.0,
             True,
             id="banned-until-beats-shorter-header",
         ),
@@ -495,3 +495,28 @@ def test_base_url_trailing_slash_is_dropped(http: httpx.AsyncClient) -> None:
         base_url=BASE_URL + "/", credentials=CREDENTIALS, http=http, gate=RecordingGate()
     )
     assert client.base_url == BASE_URL
+
+
+@pytest.mark.parametrize(
+    ("headers", "msg", "asked"),
+    [
+        pytest.param({"Retry-After": "999999999999"}, "", 999999999999.0, id="header"),
+        pytest.param(
+            {}, f"IP banned until {NOW_MS + 86_400_000 * 365}", 31536000.0 + 1, id="banned-until"
+        ),
+    ],
+)
+async def test_retry_after_is_capped_and_the_exchanges_value_kept(
+    exchange: FakeExchange,
+    generic: GenericV2Client,
+    headers: dict[str, str],
+    msg: str,
+    asked: float,
+) -> None:
+    # 999999999999 s used to block the budget for ~31,700 years, until a restart.
+    exchange.on(STATUS_PATH, reply({"code": -1003, "msg": msg}, status=418, headers=headers))
+    with pytest.raises(ExchangeRateLimited) as info:
+        await generic.fetch_status()
+    assert info.value.retry_after_s == 600.0  # AnswerLimits.max_retry_after_s default
+    assert info.value.requested_s == pytest.approx(asked)
+    assert "capped by poll.max_retry_after_s" in str(info.value)

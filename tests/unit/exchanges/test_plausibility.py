@@ -14,6 +14,7 @@ import pytest
 
 from app.domain import PositionSide
 from app.errors import ExchangeProtocolError
+from app.exchanges.base import AnswerLimits
 from app.exchanges.binance_usdm import SYMBOL_CONFIG_PATH, BinanceUsdmClient
 from app.exchanges.generic_v2 import ACCOUNT_PATH, STATUS_PATH, GenericV2Client
 from app.exchanges.jsonfields import Fields, parse_decimal
@@ -294,3 +295,26 @@ async def test_status_update_time_in_other_digits_is_a_protocol_error(
     exchange.on(STATUS_PATH, reply(body))
     with pytest.raises(ExchangeProtocolError, match="updateTime must be an integer"):
         await generic.fetch_status()
+
+
+# --------------------------------------------------------------------------- row cap
+
+
+async def test_an_array_over_the_row_cap_is_malformed(
+    exchange: FakeExchange, http: httpx.AsyncClient, gate: RecordingGate
+) -> None:
+    client = GenericV2Client(
+        base_url="http://exchange.test",
+        credentials=CREDENTIALS,
+        http=http,
+        gate=gate,
+        limits=AnswerLimits(max_rows=3),
+    )
+    rows = [generic_row(symbol=f"S{i}USDT") for i in range(4)]
+    exchange.on(ACCOUNT_PATH, reply(generic_account(positions=rows)))
+    with pytest.raises(
+        ExchangeProtocolError, match="field positions has 4 rows, over the cap of 3"
+    ):
+        await client.fetch_snapshot()
+    exchange.on(ACCOUNT_PATH, reply(generic_account(positions=rows[:3])))
+    assert len((await client.fetch_snapshot()).positions) == 3
