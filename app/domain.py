@@ -66,6 +66,7 @@ class ReasonCode(StrEnum):
     ORDER_NOTIONAL_LIMIT = "ORDER_NOTIONAL_LIMIT"
     POSITION_LIMIT = "POSITION_LIMIT"
     ORDER_RATE_LIMIT = "ORDER_RATE_LIMIT"
+    MARGIN_TRADING_DISABLED = "MARGIN_TRADING_DISABLED"
 
 
 class WarningCode(StrEnum):
@@ -102,6 +103,9 @@ class AccountStatus:
     can_trade: bool
     #: ``None`` when the exchange did not report it (only an explicit ``False`` denies).
     futures_enabled: bool | None = None
+    #: ``False``: the exchange forbids margin orders on the account, which on a futures account
+    #: is every order that opens or increases a position (only exits remain). Exchange modules
+    #: set it only where that holds; ``None`` (not reported) passes.
     margin_enabled: bool | None = None
     can_deposit: bool | None = None
     can_withdraw: bool | None = None

@@ -175,7 +175,9 @@ class Metrics:
         )
         self.clock_offset = Gauge(
             "pretrade_guard_exchange_clock_offset_seconds",
-            "Exchange server time minus local time, as last measured, per account.",
+            "Exchange server time minus local time, per account, as learnt at the last clock "
+            "sync (the time endpoint at start, every poll.clock_resync_s, and after a -1021 "
+            "answer); not re-measured between syncs.",
             ["account"],
             registry=registry,
         )

@@ -54,6 +54,7 @@ def parse_status(body: Fields) -> AccountStatus:
         reason=body.opt_text("reason") or "",
         can_trade=body.flag("canTrade"),
         futures_enabled=body.opt_flag("isFuturesTradingEnabled"),
+        # Every order on a futures account is a margin order: false leaves only exits.
         margin_enabled=body.opt_flag("isMarginTradingEnabled"),
         can_deposit=body.opt_flag("canDeposit"),
         can_withdraw=body.opt_flag("canWithdraw"),

@@ -54,6 +54,20 @@ def check_futures_enabled(facts: Facts) -> tuple[Reason, ...]:
     return (Reason(ReasonCode.FUTURES_DISABLED, "the exchange reports futures trading disabled"),)
 
 
+def check_margin_trading(facts: Facts) -> tuple[Reason, ...]:
+    """Deny orders that open or increase exposure when the exchange reports margin trading
+    disabled; reduce-only orders that really reduce pass, ``None`` (not reported) passes."""
+    if facts.status.margin_enabled is not False or facts.reduces:
+        return _PASS
+    return (
+        Reason(
+            ReasonCode.MARGIN_TRADING_DISABLED,
+            "the exchange reports margin trading disabled on the account; only reduce-only "
+            "orders that shrink an open position are allowed",
+        ),
+    )
+
+
 def check_margin_ratio(facts: Facts) -> tuple[Reason, ...]:
     """Deny orders that do not reduce when the margin ratio is at or above the policy limit.
 

@@ -33,6 +33,7 @@ from app.rules.checks import (
     check_futures_enabled,
     check_margin_ratio,
     check_margin_sufficiency,
+    check_margin_trading,
     check_reduce_only,
     check_trading_status,
 )
@@ -57,6 +58,7 @@ CHECKS: tuple[Check, ...] = (
     check_trading_status,
     check_can_trade,
     check_futures_enabled,
+    check_margin_trading,
     check_quant_locks,
     check_margin_ratio,
     check_reduce_only,

@@ -357,3 +357,31 @@ def test_retry_after_is_capped_and_the_exchanges_value_logged(
     assert line["exchange_retry_after_s"] == 999999999999
     with guard.client() as bot:
         decide_until(bot, lambda b: b["allowed"], "allowed after the capped wait", timeout=30)
+
+
+# --------------------------------------------------------------------------- margin disabled
+
+
+def test_margin_trading_disabled_denies_opening_and_lets_exits_through(
+    guard: GuardProcess, sim: SimulatorProcess
+) -> None:
+    # isMarginTradingEnabled: false used to have no effect at all.
+    sim.control.patch_status(HEALTHY.id, {"isMarginTradingEnabled": False})
+    with guard.client() as bot:
+        body = decide_until(
+            bot, lambda b: "MARGIN_TRADING_DISABLED" in codes(b), "MARGIN_TRADING_DISABLED"
+        )
+        assert body["allowed"] is False
+        exit_half = {
+            "account": TARGET,
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "quantity": "0.25",
+            "reduce_only": "true",
+        }
+        response = bot.get("/can-trade", params=exit_half)
+        assert response.status_code == 200, response.text
+        assert response.json()["allowed"] is True, response.json()
+    sim.control.patch_status(HEALTHY.id, {"isMarginTradingEnabled": True})
+    with guard.client() as bot:
+        decide_until(bot, lambda b: b["allowed"], "allowed once margin trading is back")

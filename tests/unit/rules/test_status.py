@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from app.domain import AccountStatus, OrderIntent, OrderSide, Policy, PositionSide, ReasonCode
@@ -133,3 +135,40 @@ def test_exchange_permissions(
 
     assert [r.code for r in decision.reasons] == expected
     assert decision.allowed is (not expected)
+
+
+def _margin_off() -> AccountStatus:
+    return dataclasses.replace(status(), margin_enabled=False)
+
+
+@pytest.mark.parametrize(
+    ("intent", "allowed"),
+    [
+        pytest.param(order("BTCUSDT", OrderSide.BUY, "0.01"), False, id="increase-long"),
+        pytest.param(order("ETHUSDT", OrderSide.SELL, "1"), False, id="open-short"),
+        pytest.param(bare(), False, id="may-it-trade"),
+        pytest.param(CLOSE_HALF, True, id="reduce-only-that-reduces"),
+        pytest.param(
+            order("BTCUSDT", OrderSide.SELL, "5", reduce_only=True), False, id="reduce-only-too-big"
+        ),
+        pytest.param(
+            order("BTCUSDT", OrderSide.BUY, "0.1", reduce_only=True),
+            False,
+            id="reduce-only-same-side",
+        ),
+    ],
+)
+def test_margin_trading_disabled_leaves_only_exits(intent: OrderIntent, allowed: bool) -> None:
+    # isMarginTradingEnabled: false had no effect: every futures order is a margin order.
+    decision = evaluate(intent, state(_margin_off(), LONG_BTC), Policy(), NOW)
+
+    assert decision.allowed is allowed
+    codes = [r.code for r in decision.reasons]
+    # A reduce-only order that does not really reduce opens exposure: denied too.
+    assert (ReasonCode.MARGIN_TRADING_DISABLED in codes) is (not allowed)
+
+
+def test_margin_trading_not_reported_or_enabled_allows() -> None:
+    for flag in (None, True):
+        account_status = dataclasses.replace(status(), margin_enabled=flag)
+        assert evaluate(order(), state(account_status, LONG_BTC), Policy(), NOW).allowed
