@@ -85,6 +85,12 @@ def rate_limits(call: Call) -> list[dict[str, Any]]:
     ]
 
 
+def order_rate_limits(call: Call) -> list[dict[str, Any]]:
+    """``GET /fapi/v1/rateLimit/order``: the account's ORDERS limits (signed)."""
+    call.signed_account()
+    return [limit for limit in rate_limits(call) if limit["rateLimitType"] == "ORDERS"]
+
+
 def exchange_info(call: Call) -> dict[str, Any]:
     """Rate limits, assets and every symbol with its status, filters and order types."""
     markets = call.state.markets
@@ -167,4 +173,7 @@ ENDPOINTS = (
     _public("/fapi/v1/ticker/price", 1, ticker_price, 2),
     _public("/fapi/v2/ticker/price", 1, ticker_price, 2),
     _public("/fapi/v1/ticker/bookTicker", 2, book_ticker, 5),
+    Endpoint(
+        "/fapi/v1/rateLimit/order", Face.BINANCE, signed=True, weight=1, handler=order_rate_limits
+    ),
 )

@@ -266,3 +266,12 @@ def test_control_refuses_bad_binance_settings(exchange: httpx.Client) -> None:
     base = f"{exchange.base_url}/_sim/accounts/{HEALTHY.id}/binance"
     for body in ({"dualSidePosition": "yes"}, {"leverage": {"BTCUSDT": 0}}, {"hedge": True}):
         assert httpx.patch(base, json=body, timeout=5).status_code == 422, body
+
+
+def test_order_rate_limits_per_account(exchange: httpx.Client) -> None:
+    response = get(exchange, "/fapi/v1/rateLimit/order", HEALTHY)
+    assert ok(response) == [
+        {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+    ]
+    assert error(exchange.get("/fapi/v1/rateLimit/order")) == (401, -2014)
