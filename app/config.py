@@ -192,6 +192,12 @@ class PolicySettings(_Model):
     min_available_after_order: NonNegativeAmount | None = None
     order_rate: RateLimitSettings | None = None
     symbol_order_rate: RateLimitSettings | None = None
+    #: Oldest symbol rules and mark prices the order checks accept (else
+    #: MARKET_RULES_UNAVAILABLE).
+    max_market_rules_age_s: float = Field(default=900.0, gt=0)
+    max_mark_price_age_s: float = Field(default=30.0, gt=0)
+    #: Count allowed orders against the exchange's own per-account order limits.
+    exchange_order_rate: bool = True
 
 
 class PolicyOverrides(_Model):
@@ -207,6 +213,31 @@ class PolicyOverrides(_Model):
     min_available_after_order: NonNegativeAmount | None = None
     order_rate: RateLimitSettings | None = None
     symbol_order_rate: RateLimitSettings | None = None
+    max_market_rules_age_s: float | None = Field(default=None, gt=0)
+    max_mark_price_age_s: float | None = Field(default=None, gt=0)
+    exchange_order_rate: bool | None = None
+
+
+class SymbolRuleSettings(_Model):
+    """One symbol's order rules for an exchange without a market-rules endpoint (generic v2).
+
+    Every part is optional; an absent part is not checked. Amounts in the symbol's units.
+    """
+
+    tick_size: PositiveAmount | None = None
+    min_price: PositiveAmount | None = None
+    max_price: PositiveAmount | None = None
+    step_size: PositiveAmount | None = None
+    min_qty: PositiveAmount | None = None
+    max_qty: PositiveAmount | None = None
+    min_notional: PositiveAmount | None = None
+
+
+class MarketSettings(_Model):
+    #: How often each exchange host's symbol rules (Binance ``exchangeInfo``) are read.
+    rules_interval_s: float = Field(default=300.0, gt=0, le=3600)
+    #: How often each host's mark prices are read (one all-symbols call per host).
+    marks_interval_s: float = Field(default=3.0, gt=0, le=60)
 
 
 class AccountSettings(_Model):
@@ -220,6 +251,8 @@ class AccountSettings(_Model):
     policy: PolicyOverrides = PolicyOverrides()
     #: Exchange-specific options, validated by the exchange module.
     options: dict[str, Any] = Field(default_factory=dict)
+    #: Symbol rules for exchanges without a market-rules endpoint (generic v2), by symbol.
+    symbol_rules: dict[str, SymbolRuleSettings] = Field(default_factory=dict)
 
     @field_validator("exchange")
     @classmethod
@@ -297,6 +330,7 @@ class Settings(BaseSettings):
     poll: PollSettings = PollSettings()
     policy: PolicySettings = PolicySettings()
     budget: BudgetSettings = BudgetSettings()
+    markets: MarketSettings = MarketSettings()
     events: EventSettings = EventSettings()
     webhooks: tuple[WebhookSettings, ...] = ()
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
@@ -356,6 +390,9 @@ class Settings(BaseSettings):
             min_available_after_order=merged.min_available_after_order,
             order_rate=_rate(merged.order_rate),
             symbol_order_rate=_rate(merged.symbol_order_rate),
+            max_market_rules_age_s=merged.max_market_rules_age_s,
+            max_mark_price_age_s=merged.max_mark_price_age_s,
+            exchange_order_rate=merged.exchange_order_rate,
         )
 
 

@@ -45,6 +45,14 @@ class PositionSide(StrEnum):
     SHORT = "SHORT"
 
 
+class OrderPositionSide(StrEnum):
+    """An order's ``positionSide``: BOTH in one-way mode, LONG or SHORT in hedge mode."""
+
+    BOTH = "BOTH"
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+
 class ReasonCode(StrEnum):
     """Why an order is denied. A stable public contract: bots branch on these values.
 
@@ -67,6 +75,23 @@ class ReasonCode(StrEnum):
     POSITION_LIMIT = "POSITION_LIMIT"
     ORDER_RATE_LIMIT = "ORDER_RATE_LIMIT"
     MARGIN_TRADING_DISABLED = "MARGIN_TRADING_DISABLED"
+    # Order fidelity: what the exchange would reject for the order itself.
+    MARKET_RULES_UNAVAILABLE = "MARKET_RULES_UNAVAILABLE"
+    UNKNOWN_SYMBOL = "UNKNOWN_SYMBOL"
+    SYMBOL_NOT_TRADING = "SYMBOL_NOT_TRADING"
+    ORDER_TYPE_NOT_ALLOWED = "ORDER_TYPE_NOT_ALLOWED"
+    POSITION_SIDE_REQUIRED = "POSITION_SIDE_REQUIRED"
+    POSITION_SIDE_NOT_ALLOWED = "POSITION_SIDE_NOT_ALLOWED"
+    REDUCE_ONLY_NOT_ALLOWED = "REDUCE_ONLY_NOT_ALLOWED"
+    PRICE_OUT_OF_RANGE = "PRICE_OUT_OF_RANGE"
+    PRICE_NOT_ON_TICK = "PRICE_NOT_ON_TICK"
+    QUANTITY_OUT_OF_RANGE = "QUANTITY_OUT_OF_RANGE"
+    QUANTITY_NOT_ON_STEP = "QUANTITY_NOT_ON_STEP"
+    NOTIONAL_TOO_SMALL = "NOTIONAL_TOO_SMALL"
+    PRICE_OUTSIDE_BAND = "PRICE_OUTSIDE_BAND"
+    TOO_MANY_OPEN_ORDERS = "TOO_MANY_OPEN_ORDERS"
+    POSITION_LIMIT_AT_LEVERAGE = "POSITION_LIMIT_AT_LEVERAGE"
+    EXCHANGE_ORDER_RATE = "EXCHANGE_ORDER_RATE"
 
 
 class WarningCode(StrEnum):
@@ -113,6 +138,11 @@ class AccountStatus:
     trigger_close_status: str | None = None
     update_time_ms: int | None = None
     indicators: tuple[QuantIndicator, ...] = ()
+    #: Position mode: True = hedge (LONG/SHORT positions), False = one-way; ``None`` when the
+    #: exchange does not report it (no mode checks then).
+    hedge_mode: bool | None = None
+    #: Multi-assets margin mode, when reported.
+    multi_assets: bool | None = None
 
     @property
     def is_normal(self) -> bool:
@@ -145,6 +175,21 @@ class OpenOrder:
     price: Decimal | None = None
     reduce_only: bool = False
     time_ms: int | None = None
+    #: BOTH / LONG / SHORT as the exchange reports it (``None``: not reported).
+    position_side: str | None = None
+    close_position: bool = False
+
+    @property
+    def closes(self) -> PositionSide | None:
+        """The position this resting order closes when it fills: a reduce-only order, a
+        close-position order, or a hedge-mode close (SELL+LONG, BUY+SHORT)."""
+        if self.position_side == "LONG" and self.side is OrderSide.SELL:
+            return PositionSide.LONG
+        if self.position_side == "SHORT" and self.side is OrderSide.BUY:
+            return PositionSide.SHORT
+        if self.reduce_only or self.close_position:
+            return PositionSide.LONG if self.side is OrderSide.SELL else PositionSide.SHORT
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +230,9 @@ class AccountSnapshot:
     update_time_ms: int | None = None
     #: Leverage per symbol when the exchange reports it apart from positions.
     leverage_by_symbol: Mapping[str, Decimal] = field(default_factory=dict)
+    #: Maximum position notional at the current leverage, per symbol (Binance
+    #: ``symbolConfig.maxNotionalValue``); absent symbols are not limited by it.
+    max_notional_by_symbol: Mapping[str, Decimal] = field(default_factory=dict)
 
     @property
     def margin_ratio(self) -> Decimal | None:
@@ -286,7 +334,11 @@ class Instant:
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """What a bot wants to do. Only ``account`` is required: a bare intent asks "may it trade"."""
+    """What a bot wants to do. Only ``account`` is required: a bare intent asks "may it trade".
+
+    ``order_type`` is the exchange's type name (LIMIT, MARKET, STOP, ...); ``None`` means
+    LIMIT with a price and MARKET without (see ``effective_type``).
+    """
 
     account: str
     symbol: str | None = None
@@ -294,6 +346,50 @@ class OrderIntent:
     quantity: Decimal | None = None
     price: Decimal | None = None
     reduce_only: bool = False
+    order_type: str | None = None
+    position_side: OrderPositionSide | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str | None = None
+    close_position: bool = False
+
+    @property
+    def effective_type(self) -> str:
+        if self.order_type is not None:
+            return self.order_type
+        return "LIMIT" if self.price is not None else "MARKET"
+
+    @property
+    def hedge_close(self) -> PositionSide | None:
+        """The hedge-mode position this order closes (SELL+LONG, BUY+SHORT), if any."""
+        if self.position_side is OrderPositionSide.LONG and self.side is OrderSide.SELL:
+            return PositionSide.LONG
+        if self.position_side is OrderPositionSide.SHORT and self.side is OrderSide.BUY:
+            return PositionSide.SHORT
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A nearby order the exchange would accept, for the bot to resend (set parts only)."""
+
+    price: str | None = None
+    stop_price: str | None = None
+    quantity: str | None = None
+    position_side: str | None = None
+    reduce_only: bool | None = None
+
+    def as_dict(self) -> dict[str, str | bool]:
+        return {
+            key: value
+            for key, value in (
+                ("price", self.price),
+                ("stop_price", self.stop_price),
+                ("quantity", self.quantity),
+                ("position_side", self.position_side),
+                ("reduce_only", self.reduce_only),
+            )
+            if value is not None
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +399,7 @@ class Reason:
     retry_after_ms: int | None = None
     limit: str | None = None
     observed: str | None = None
+    suggestion: Suggestion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +453,12 @@ class Policy:
     order_rate: RateLimit | None = None
     #: Allowed orders per window for one symbol of the account.
     symbol_order_rate: RateLimit | None = None
+    #: Oldest symbol rules (``exchangeInfo``) and mark prices the order checks accept.
+    max_market_rules_age_s: float = 900.0
+    max_mark_price_age_s: float = 30.0
+    #: Keep the account's bots together under the exchange's own per-account order limits
+    #: (``exchangeInfo`` ``rateLimits`` of type ORDERS).
+    exchange_order_rate: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,9 @@ from app.api.deps import Services
 from app.api.fastpath import FastBatch, FastCanTrade, GuardApp
 from app.api.middleware import RequestMetrics
 from app.api.security import TokenAuth
-from app.config import CONFIG_ENV, Settings, WebhookSettings
+from app.config import CONFIG_ENV, AccountSettings, Settings, WebhookSettings
 from app.decision_log import DecisionLog, DecisionLogWriter
-from app.domain import KillSwitchScope
+from app.domain import Instant, KillSwitchScope
 from app.errors import ConfigError, DataError
 from app.events.bus import EventBus
 from app.events.watch import StateEvents, Watcher, kill_switch_event
@@ -38,8 +38,11 @@ from app.events.webhooks import WebhookDispatcher, Webhooks, WebhookTarget
 from app.exchanges import client_class
 from app.exchanges.base import AnswerLimits, Credentials, ExchangeClient
 from app.logs import stderr_sink
+from app.markets.model import TRADING, Bounds, MarketRules, SymbolRules
+from app.markets.store import MarketStore
 from app.metrics import Metrics
-from app.refresher.poller import PollTiming
+from app.refresher.market import MarketPoller, MarketTiming
+from app.refresher.poller import AccountPoller, PollTiming
 from app.refresher.supervisor import BudgetGate, Budgets, Refresher, build_poller
 from app.state.killswitch import KillSwitchChange, KillSwitchStore
 from app.state.killswitch_db import inspect_database
@@ -68,11 +71,34 @@ def _timing(settings: Settings, account: str) -> PollTiming:
     )
 
 
+def _static_rules(account: AccountSettings) -> MarketRules:
+    """Symbol rules given in an account's configuration (partial: other symbols unchecked)."""
+    symbols = {
+        symbol.upper(): SymbolRules(
+            symbol=symbol.upper(),
+            status=TRADING,
+            price=Bounds(rule.min_price, rule.max_price, rule.tick_size),
+            lot=Bounds(rule.min_qty, rule.max_qty, rule.step_size),
+            min_notional=rule.min_notional,
+        )
+        for symbol, rule in account.symbol_rules.items()
+    }
+    return MarketRules(symbols=symbols, complete=False)
+
+
 def _build_refresher(
-    settings: Settings, store: StateStore, metrics: Metrics, http: httpx.AsyncClient
+    settings: Settings,
+    store: StateStore,
+    metrics: Metrics,
+    http: httpx.AsyncClient,
+    markets: MarketStore,
 ) -> tuple[Refresher, dict[str, ExchangeClient]]:
     budgets = Budgets(metrics, settings.budget.weight_target_fraction)
-    pollers = []
+    pollers: list[AccountPoller | MarketPoller] = []
+    market_timing = MarketTiming(
+        rules_interval_s=settings.markets.rules_interval_s,
+        marks_interval_s=settings.markets.marks_interval_s,
+    )
     clients: dict[str, ExchangeClient] = {}
     for name, account in settings.accounts.items():
         cls = client_class(account.exchange)
@@ -108,6 +134,14 @@ def _build_refresher(
             raise ConfigError(f"invalid configuration:\n  accounts.{name}.options: {exc}") from None
         clients[name] = client
         pollers.append(build_poller(name, client, budget, store, metrics, _timing(settings, name)))
+        source = client.market_source()
+        if account.symbol_rules:
+            markets.configure_static(name, _static_rules(account), Instant.now())
+        elif source is not None:
+            host = budget.name if caps.weight_scope == "host" else f"{account.exchange}@{name}"
+            if markets.view(host) is None:
+                pollers.append(MarketPoller(host, source, markets, metrics, budget, market_timing))
+            markets.register(name, host)
     return Refresher(pollers), clients
 
 
@@ -171,12 +205,14 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     policies = {name: settings.policy_for(name) for name in settings.accounts}
     kill_switches = KillSwitchStore(settings.server.data_dir)
     decision_log = _decision_log(settings, metrics)
+    markets = MarketStore()
     decider = Decider(
         store,
         policies,
         metrics,
         decision_log=decision_log,
         switches=kill_switches.for_account,
+        markets=markets.get,
     )
     auth = TokenAuth((t.name, t.secret(), t.scopes) for t in settings.auth.tokens)
     running: dict[str, Refresher] = {}
@@ -218,7 +254,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
         follow_redirects=False,
     )
-    refresher, clients = _build_refresher(settings, store, metrics, http)
+    refresher, clients = _build_refresher(settings, store, metrics, http, markets)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

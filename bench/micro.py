@@ -22,6 +22,10 @@ process's stderr: a file under ``bench.run`` (run alone, redirect stderr to a fi
 * ``decide_json_many``: what ``POST /can-trade/batch`` calls, for 100 allowed orders spread
   over 100 accounts (the benchmark batch body), keys not precomputed (as production); ns per
   order, ``decision_log: all``.
+* ``evaluate_orders`` / ``decide_json_orders``: the same with the full order-check set of
+  issue 14 (Binance-like symbol rules and mark prices for the order's symbol: filters, band,
+  open orders, leverage limit, exchange order limits); ``_uncached`` with the decider's
+  evaluation reuse off, so every call runs every check.
 * ``query``: validating the query into ``OrderQuery`` and ``.intent()`` (pydantic), and
   ``orjson.dumps`` of a decision body: the other per-request work that is not the framework.
 
@@ -43,6 +47,7 @@ import sys
 import tempfile
 import timeit
 from collections.abc import Callable
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,8 +59,10 @@ from app.api.decider import Decider, EvaluationKey, evaluation_key
 from app.api.schemas import OrderQuery
 from app.config import Settings
 from app.decision_log import DecisionLog, DecisionLogWriter
-from app.domain import Instant, OrderIntent, Policy
+from app.domain import Instant, Observed, OrderIntent, Policy, RateLimit
 from app.logs import configure_logging, stderr_sink
+from app.markets.model import Bounds, MarketRules, MarkPrices, SymbolRules
+from app.markets.store import MarketView
 from app.metrics import Metrics
 from app.rules import evaluate
 from app.state.ratelimit import OrderRateCounter
@@ -112,11 +119,16 @@ class _Deciders:
         self._policies = policies
         self._made: list[tuple[Decider, CollectorRegistry]] = []
 
-    def new(self, mode: str) -> Decider:
+    def new(self, mode: str, market: MarketView | None = None, cache_size: int = 4096) -> Decider:
         registry = CollectorRegistry()
         metrics = Metrics(registry, "bench")
         decider = Decider(
-            self._store, self._policies, metrics, decision_log=_decision_log(mode, metrics)
+            self._store,
+            self._policies,
+            metrics,
+            decision_log=_decision_log(mode, metrics),
+            markets=lambda _account: market,
+            cache_size=cache_size,
         )
         self._made.append((decider, registry))
         return decider
@@ -128,6 +140,34 @@ class _Deciders:
             decider.decision_log.close()
             dropped += registry.get_sample_value(DROPPED_METRIC) or 0.0
         return int(dropped)
+
+
+def _market(now: Instant) -> MarketView:
+    """Binance-like rules for the benchmark order's symbol (BTCUSDT). Received "in the future"
+    so that they stay fresh however long the timed loops run."""
+    rules = SymbolRules(
+        symbol="BTCUSDT",
+        status="TRADING",
+        order_types=frozenset({"LIMIT", "MARKET", "STOP", "STOP_MARKET"}),
+        price=Bounds(Decimal("261.10"), Decimal("809484"), Decimal("0.10")),
+        lot=Bounds(Decimal("0.001"), Decimal("1000"), Decimal("0.001")),
+        market_lot=Bounds(Decimal("0.001"), Decimal("120"), Decimal("0.001")),
+        min_notional=Decimal("100"),
+        multiplier_up=Decimal("1.05"),
+        multiplier_down=Decimal("0.95"),
+        max_orders=200,
+        max_algo_orders=10,
+        time_in_force=frozenset({"GTC", "IOC", "FOK", "GTX"}),
+        price_precision=2,
+        quantity_precision=3,
+    )
+    table = MarketRules({"BTCUSDT": rules}, (RateLimit(10**9, 10.0),))
+    marks = MarkPrices({"BTCUSDT": Decimal("60000")})
+    return MarketView(
+        "binance-usdm@bench",
+        rules=Observed(table, now.mono + 86400, now.wall_ms),
+        marks=Observed(marks, now.mono + 86400, now.wall_ms),
+    )
 
 
 def _stderr_kind() -> str:
@@ -220,6 +260,23 @@ def measure(number: int, repeat: int) -> dict[str, Any]:
         / BATCH_SIZE
     )
     results["batch_size"] = BATCH_SIZE
+
+    # The full order-check set (issue 14): Binance-like market rules and mark prices for the
+    # order's symbol, every filter, band, open-order and leverage check applying.
+    market = _market(now)
+    assert evaluate(allowed, state, policy, now, rate=rate, market=market).allowed
+    results["evaluate_orders_allowed_ns"] = _ns_per_call(
+        lambda: evaluate(allowed, state, policy, now, rate=rate, market=market),
+        number,
+        repeat,
+        overhead,
+    )
+    for name, cache_size in (("", 4096), ("_uncached", 0)):
+        decider = deciders.new("all", market, cache_size)
+        assert orjson.loads(decider.decide_json(allowed, allowed_key))["allowed"] is True
+        results[f"decide_json_orders{name}_allowed_log_all_ns"] = _ns_per_call(
+            partial(decider.decide_json, allowed, allowed_key), log_number, repeat, overhead
+        )
     results["decision_log_dropped_lines"] = deciders.close()
     results["decision_log_sink"] = f"stderr_sink() -> stderr ({_stderr_kind()})"
 

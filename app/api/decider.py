@@ -31,24 +31,28 @@ from app.domain import (
     OrderIntent,
     OrderRate,
     Policy,
+    RateLimit,
     Reason,
     ReasonCode,
     WarningCode,
 )
+from app.markets.store import MarketView
 from app.metrics import Metrics
 from app.rules import evaluate
-from app.rules.limits import order_rate_reasons
-from app.state.ratelimit import OrderRateCounter
+from app.rules.limits import exchange_rate_reasons, order_rate_reasons
+from app.state.ratelimit import ExchangeOrderWindows, OrderRateCounter
 from app.state.store import StateStore, UnknownAccount
 
 
 def reason_dict(reason: Reason) -> dict[str, Any]:
+    suggestion = reason.suggestion
     return {
         "code": reason.code.value,
         "message": reason.message,
         "retry_after_ms": reason.retry_after_ms,
         "limit": reason.limit,
         "observed": reason.observed,
+        "suggestion": None if suggestion is None else suggestion.as_dict(),
     }
 
 
@@ -63,11 +67,12 @@ class EvaluationKey:
     __slots__ = ("_hash", "_parts")
 
     def __init__(self, intent: OrderIntent) -> None:
-        quantity, price = intent.quantity, intent.price
+        quantity, price, stop = intent.quantity, intent.price, intent.stop_price
         self._parts = (
             intent,
             None if quantity is None else str(quantity),
             None if price is None else str(price),
+            None if stop is None else str(stop),
         )
         self._hash = hash(self._parts)
 
@@ -128,7 +133,16 @@ class _Entry:
     """A reused evaluation: valid for this state object and policy object until
     ``fresh_until`` (monotonic seconds)."""
 
-    __slots__ = ("decision", "fresh_until", "policy", "rendered", "snapshot", "state", "status")
+    __slots__ = (
+        "decision",
+        "fresh_until",
+        "market",
+        "policy",
+        "rendered",
+        "snapshot",
+        "state",
+        "status",
+    )
 
     def __init__(
         self,
@@ -138,8 +152,10 @@ class _Entry:
         policy: Policy,
         fresh_until: float,
         decision: Decision,
+        market: MarketView | None,
     ) -> None:
         self.state = state
+        self.market = market
         #: ``state.status`` and ``state.snapshot``, known here to be present.
         self.status = status
         self.snapshot = snapshot
@@ -161,8 +177,11 @@ class Decider:
         switches: Callable[[str], tuple[KillSwitch, ...]] = lambda _account: (),
         rate_counter: OrderRateCounter | None = None,
         cache_size: int = 4096,
+        markets: Callable[[str], MarketView | None] = lambda _account: None,
     ) -> None:
         self._store = store
+        self._markets = markets
+        self._exchange_rates = ExchangeOrderWindows()
         self._configured = dict(policies)
         self._policies = dict(policies)
         self._switches = switches
@@ -290,13 +309,23 @@ class Decider:
         is_order = intent.side is not None
         rates = self._rates
         rate = rates.blocking(intent.account, intent.symbol, policy, now.mono) if is_order else None
+        market = self._markets(intent.account)
         decision, entry = self._evaluate(
-            intent, key, state, policy, now, self._switches(intent.account), rate
+            intent, key, state, policy, now, self._switches(intent.account), rate, market
         )
+        limits = _exchange_limits(market, policy) if is_order else ()
+        if limits:
+            full = self._exchange_rates.full(intent.account, limits, now.mono)
+            if full:
+                extra = exchange_rate_reasons(intent.account, full)
+                decision = Decision(False, decision.reasons + extra, decision.warnings)
+                entry = None
         if decision.allowed and is_order:
             # No await between the check and the record: concurrent requests cannot share a
             # slot.
             rates.record(intent.account, intent.symbol, policy, now.mono)
+            if limits:
+                self._exchange_rates.record(intent.account, limits, now.mono)
         decision_id = b"%s%x" % (self._id_prefix, next(self._ids))
         if decision.allowed and not decision.warnings:
             self._allowed.inc()  # the common case of _count
@@ -333,6 +362,7 @@ class Decider:
         now: Instant,
         switches: tuple[KillSwitch, ...],
         rate: OrderRate | None,
+        market: MarketView | None = None,
     ) -> tuple[Decision, _Entry | None]:
         """``rules.evaluate``, with the rate-independent part reused while nothing it reads
         can have changed; also the reused evaluation when the decision is exactly it.
@@ -352,7 +382,10 @@ class Decider:
             or status.value.indicators
             or self._cache_size == 0
         ):
-            return evaluate(intent, state, policy, now, switches=switches, rate=rate), None
+            decision = evaluate(
+                intent, state, policy, now, switches=switches, rate=rate, market=market
+            )
+            return decision, None
         cache = self._evaluations
         if key is None:
             key = evaluation_key(intent)
@@ -361,18 +394,20 @@ class Decider:
             entry is None
             or entry.state is not state
             or entry.policy is not policy
+            or entry.market is not market
             or now.mono > entry.fresh_until
         ):
-            base = evaluate(intent, state, policy, now, rate=None)
+            base = evaluate(intent, state, policy, now, rate=None, market=market)
             fresh_until = min(
                 status.received_mono + policy.max_status_age_s,
                 snapshot.received_mono + policy.max_snapshot_age_s,
             )
             if now.mono > fresh_until:  # stale: the data gate answered; no check ran
                 return base, None
+            fresh_until = _market_fresh_until(market, policy, fresh_until)
             if len(cache) >= self._cache_size:
                 cache.clear()
-            entry = cache[key] = _Entry(state, status, snapshot, policy, fresh_until, base)
+            entry = cache[key] = _Entry(state, status, snapshot, policy, fresh_until, base, market)
         extra = order_rate_reasons(intent, policy, rate) if rate is not None else ()
         if not extra:
             return entry.decision, entry
@@ -388,6 +423,25 @@ class Decider:
                 self._reason_counters[reason.code].inc()  # type: ignore[index]
         for warning in decision.warnings:
             self._warning_counters[warning.code].inc()  # type: ignore[index]
+
+
+def _exchange_limits(market: MarketView | None, policy: Policy) -> tuple[RateLimit, ...]:
+    """The exchange's per-account order limits the account's orders are counted against."""
+    if market is None or not policy.exchange_order_rate or market.rules is None:
+        return ()
+    return market.rules.value.order_limits
+
+
+def _market_fresh_until(market: MarketView | None, policy: Policy, until: float) -> float:
+    """``until``, or earlier when the market rules or mark prices turn stale before it (a
+    reused evaluation must not outlive the data it read; stale market data denies)."""
+    if market is None or market.static:
+        return until
+    if market.rules is not None:
+        until = min(until, market.rules.received_mono + policy.max_market_rules_age_s)
+    if market.marks is not None:
+        until = min(until, market.marks.received_mono + policy.max_mark_price_age_s)
+    return until
 
 
 def _body(

@@ -11,7 +11,9 @@ answers only the plain, fully valid happy path
 * a query string of plain ``key=value`` pairs (unreserved characters only: no ``%``, no ``+``,
   nothing to decode), each key one of ``OrderQuery``'s fields at most once, every value
   passing the same rules as ``OrderQuery`` (a subset of what it accepts: decimals written
-  as plain digits, ``reduce_only`` as one of pydantic's boolean words),
+  as plain digits, ``reduce_only`` and ``close_position`` as one of pydantic's boolean words,
+  enumerations exactly as spelled; field combinations judged by the same
+  ``order_fields_problem``),
 * a configured account,
 
 and hands EVERYTHING else, untouched, to the FastAPI app: a missing or bad token, a wrong
@@ -44,8 +46,10 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from app.api.decider import EvaluationKey, evaluation_key
+from app.api.order_fields import TimeInForce, order_fields_problem
 from app.api.security import Scope as AuthScope
-from app.domain import OrderIntent, OrderSide
+from app.domain import OrderIntent, OrderPositionSide, OrderSide
+from app.markets.model import OrderType
 
 if TYPE_CHECKING:
     from app.api.deps import Services
@@ -72,7 +76,24 @@ _BOOLS = {
     **dict.fromkeys(("1", "true", "t", "yes", "y", "on"), True),
     **dict.fromkeys(("0", "false", "f", "no", "n", "off"), False),
 }
-_FIELDS = frozenset(("account", "symbol", "side", "quantity", "price", "reduce_only"))
+_FIELDS = frozenset(
+    (
+        "account",
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "reduce_only",
+        "type",
+        "position_side",
+        "stop_price",
+        "time_in_force",
+        "close_position",
+    )
+)
+_TYPES = {t.value: t for t in OrderType}
+_POSITION_SIDES = {p.value: p for p in OrderPositionSide}
+_TIFS = {t.value: t for t in TimeInForce}
 _MAX_ACCOUNT = 64
 _ZERO = Decimal(0)
 _JSON = b"application/json"
@@ -118,14 +139,17 @@ def _parse(query_string: bytes) -> OrderIntent:
         if key in params:
             raise _NotPlain
         params[key] = value
-    reduce_text = params.get("reduce_only")
-    reduce_only = False
-    if reduce_text is not None:
-        parsed = _BOOLS.get(reduce_text.lower())
-        if parsed is None:
-            raise _NotPlain
-        reduce_only = parsed
-    return _intent(params, reduce_only)
+    return _intent(params, _word(params.get("reduce_only")), _word(params.get("close_position")))
+
+
+def _word(text: str | None) -> bool:
+    """A query-string boolean as pydantic reads it (absent: False)."""
+    if text is None:
+        return False
+    parsed = _BOOLS.get(text.lower())
+    if parsed is None:
+        raise _NotPlain
+    return parsed
 
 
 def parse_order_json(order: object) -> OrderIntent | None:
@@ -136,9 +160,10 @@ def parse_order_json(order: object) -> OrderIntent | None:
         return None
     try:
         reduce_only = order.get("reduce_only", False)
-        if type(reduce_only) is not bool:
+        close_position = order.get("close_position", False)
+        if type(reduce_only) is not bool or type(close_position) is not bool:
             raise _NotPlain
-        return _intent(order, reduce_only)
+        return _intent(order, reduce_only, close_position)
     except _NotPlain:
         return None
 
@@ -150,8 +175,18 @@ def _text(params: dict[str, Any], key: str) -> str | None:
     raise _NotPlain
 
 
-def _intent(params: dict[str, Any], reduce_only: bool) -> OrderIntent:
-    """``params`` as ``OrderQuery`` would judge them (``reduce_only`` already parsed)."""
+def _choice(params: dict[str, Any], key: str, choices: dict[str, Any]) -> Any:
+    text = _text(params, key)
+    if text is None:
+        return None
+    value = choices.get(text)
+    if value is None:
+        raise _NotPlain
+    return value
+
+
+def _intent(params: dict[str, Any], reduce_only: bool, close_position: bool) -> OrderIntent:
+    """``params`` as ``OrderQuery`` would judge them (the booleans already parsed)."""
     if not _FIELDS.issuperset(params):
         raise _NotPlain
     account = _text(params, "account")
@@ -176,6 +211,25 @@ def _intent(params: dict[str, Any], reduce_only: bool) -> OrderIntent:
         or (reduce_only and (symbol is None or side is None))
     ):
         raise _NotPlain
+    order_type: OrderType | None = _choice(params, "type", _TYPES)
+    position_side: OrderPositionSide | None = _choice(params, "position_side", _POSITION_SIDES)
+    time_in_force: TimeInForce | None = _choice(params, "time_in_force", _TIFS)
+    stop_price = _amount(_text(params, "stop_price"))
+    if (
+        order_fields_problem(
+            has_side=side is not None,
+            quantity=quantity,
+            price=price,
+            reduce_only=reduce_only,
+            order_type=order_type,
+            stop_price=stop_price,
+            time_in_force=time_in_force,
+            close_position=close_position,
+            has_position_side=position_side is not None,
+        )
+        is not None
+    ):
+        raise _NotPlain
     return OrderIntent(
         account=account,
         symbol=symbol.upper() if symbol is not None else None,
@@ -183,6 +237,11 @@ def _intent(params: dict[str, Any], reduce_only: bool) -> OrderIntent:
         quantity=quantity,
         price=price,
         reduce_only=reduce_only,
+        order_type=None if order_type is None else order_type.value,
+        position_side=position_side,
+        stop_price=stop_price,
+        time_in_force=None if time_in_force is None else time_in_force.value,
+        close_position=close_position,
     )
 
 
@@ -333,10 +392,11 @@ class FastBatch:
 class _OrderTable:
     """Plainly valid batch orders kept parsed, by their decoded JSON object's items.
 
-    Sound because a kept order's values are all strings or null but ``reduce_only`` (a JSON
-    boolean): an equal tuple of items can differ in type only where a boolean equals a number
-    (``true == 1``), so a hit also checks that ``reduce_only`` is a boolean. Orders with
-    lists or objects inside are not hashable and are parsed (and refused) as usual."""
+    Sound because a kept order's values are all strings or null but ``reduce_only`` and
+    ``close_position`` (JSON booleans): an equal tuple of items can differ in type only where a
+    boolean equals a number (``true == 1``), so a hit also checks that both are booleans.
+    Orders with lists or objects inside are not hashable and are parsed (and refused) as
+    usual."""
 
     def __init__(self, size: int = QUERY_CACHE_SIZE) -> None:
         self._orders: dict[tuple[tuple[str, Any], ...], _Parsed] = {}
@@ -363,7 +423,11 @@ class _OrderTable:
                 kept = table.get(items)
             except TypeError:  # a list or an object inside: not plainly valid
                 return None
-            if kept is None or type(order.get("reduce_only", False)) is not bool:
+            if (
+                kept is None
+                or type(order.get("reduce_only", False)) is not bool
+                or type(order.get("close_position", False)) is not bool
+            ):
                 intent = parse_order_json(order)
                 if intent is None:
                     return None

@@ -7,7 +7,9 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.domain import OrderIntent, OrderSide, ReasonCode, WarningCode
+from app.api.order_fields import TimeInForce, order_fields_problem
+from app.domain import OrderIntent, OrderPositionSide, OrderSide, ReasonCode, WarningCode
+from app.markets.model import OrderType
 
 Symbol = Annotated[
     str,
@@ -39,6 +41,24 @@ class OrderQuery(BaseModel):
         "with neither, the answer is a PRICE_UNAVAILABLE denial.",
     )
     reduce_only: bool = False
+    type: OrderType | None = Field(
+        default=None,
+        description="Order type. Default: LIMIT when price is given, else MARKET.",
+    )
+    position_side: OrderPositionSide | None = Field(
+        default=None,
+        description="BOTH (one-way mode) or LONG/SHORT (hedge mode, required there). In hedge "
+        "mode SELL+LONG and BUY+SHORT close a position (reduce-only semantics).",
+    )
+    stop_price: Amount | None = Field(
+        default=None, description="Trigger price of STOP/TAKE_PROFIT(_MARKET) orders."
+    )
+    time_in_force: TimeInForce | None = Field(
+        default=None, description="Checked against the symbol's allowed values."
+    )
+    close_position: bool = Field(
+        default=False, description="Close-all STOP_MARKET/TAKE_PROFIT_MARKET (no quantity)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -50,6 +70,19 @@ class OrderQuery(BaseModel):
             raise ValueError("quantity is required when price is given")
         if self.reduce_only and (self.symbol is None or self.side is None):
             raise ValueError("reduce_only needs symbol and side")
+        problem = order_fields_problem(
+            has_side=self.side is not None,
+            quantity=self.quantity,
+            price=self.price,
+            reduce_only=self.reduce_only,
+            order_type=self.type,
+            stop_price=self.stop_price,
+            time_in_force=self.time_in_force,
+            close_position=self.close_position,
+            has_position_side=self.position_side is not None,
+        )
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def intent(self) -> OrderIntent:
@@ -60,6 +93,11 @@ class OrderQuery(BaseModel):
             quantity=self.quantity,
             price=self.price,
             reduce_only=self.reduce_only,
+            order_type=None if self.type is None else self.type.value,
+            position_side=self.position_side,
+            stop_price=self.stop_price,
+            time_in_force=None if self.time_in_force is None else self.time_in_force.value,
+            close_position=self.close_position,
         )
 
 
@@ -67,6 +105,21 @@ class BatchQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     orders: list[OrderQuery] = Field(min_length=1, max_length=1000)
+
+
+class SuggestionOut(BaseModel):
+    """A nearby order the exchange would accept: resend the order with these fields changed."""
+
+    price: str | None = Field(
+        default=None, description="Nearest valid price, rounded away from the aggressive side."
+    )
+    stop_price: str | None = Field(default=None, description="Nearest valid stop price.")
+    quantity: str | None = Field(
+        default=None,
+        description="Quantity truncated to the step, or the smallest meeting the minimum.",
+    )
+    position_side: str | None = Field(default=None, description="Position side to send.")
+    reduce_only: bool | None = Field(default=None, description="reduce_only to send.")
 
 
 class ReasonOut(BaseModel):
@@ -77,6 +130,10 @@ class ReasonOut(BaseModel):
     )
     limit: str | None = Field(default=None, description="The limit that applies (decimal).")
     observed: str | None = Field(default=None, description="The observed value (decimal).")
+    suggestion: SuggestionOut | None = Field(
+        default=None,
+        description="Where a valid order is near: the fields to resend (null otherwise).",
+    )
 
 
 class DecisionOut(BaseModel):

@@ -17,6 +17,7 @@ import httpx
 from pydantic import SecretStr
 
 from app.domain import AccountSnapshot, AccountStatus
+from app.markets.model import MarketRules, MarkPrices
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,23 @@ class CallGate(Protocol):
         """Record one finished request: ``outcome`` is "ok" or an ``ErrorKind`` value."""
 
 
+class MarketSource(Protocol):
+    """Where an exchange host's market rules come from (one per host, shared by its accounts).
+
+    Both fetches raise an ``ExchangeError`` subclass on any failure; never partial data.
+    """
+
+    #: Request weight of one ``fetch_rules`` / ``fetch_marks``.
+    rules_weight: int
+    marks_weight: int
+
+    async def fetch_rules(self) -> MarketRules:
+        """Every symbol's status, order types and filters, and the per-account order limits."""
+
+    async def fetch_marks(self) -> MarkPrices:
+        """Every symbol's mark price, in one call."""
+
+
 class ExchangeClient(abc.ABC):
     """One account on one exchange. Stateless apart from the learned clock offset."""
 
@@ -126,6 +144,11 @@ class ExchangeClient(abc.ABC):
     @abc.abstractmethod
     async def sync_clock(self) -> int:
         """Learn ``clock_offset_ms = serverTime - localTime`` and return it."""
+
+    def market_source(self) -> MarketSource | None:
+        """The host's market-rules source, read through this client; ``None`` when the
+        exchange has no market-rules endpoint (symbol rules may then come from config)."""
+        return None
 
     async def check_permissions(self) -> list[str]:
         """Start-up check of the key's permissions; returns warnings (empty when fine).

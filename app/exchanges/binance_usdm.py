@@ -10,6 +10,8 @@ Endpoints and weights (exchanges.md §1.6.8):
 ``GET /fapi/v1/symbolConfig``              5       leverage / margin type, which v3 dropped
 ``GET /fapi/v2/account``                   10      fallback snapshot (5 on its page, 10 in the
                                                    2024-08-07 change log: budget for 10)
+``GET /fapi/v1/openOrders``                1/40    per symbol of the account / all symbols
+                                                   (``binance_usdm_market``)
 ``GET /sapi/v1/account/apiRestrictions``   1       start-up key-permission check (spot host)
 =========================================  ======  ============================================
 
@@ -21,11 +23,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from app.domain import AccountSnapshot, AccountStatus
 from app.errors import ConfigError, ExchangeError
-from app.exchanges.base import Capabilities
+from app.exchanges.base import Capabilities, MarketSource
+from app.exchanges.binance_usdm_market import (
+    BinanceUsdmMarket,
+    account_symbols,
+    fetch_open_orders,
+    parse_max_notional,
+)
 from app.exchanges.binance_usdm_parsing import (
     MAX_LEVERAGE,
     parse_account,
@@ -112,21 +121,45 @@ class BinanceUsdmClient(MbxClient):
         self.sapi_base_url = check_http_url(sapi, f"{self.name}: options.sapi_base_url")
 
     async def fetch_status(self) -> AccountStatus:
-        """``accountConfig`` (may trade) + ``apiTradingStatus`` (quant-rule locks)."""
+        """``accountConfig`` (may trade, position and multi-assets modes) +
+        ``apiTradingStatus`` (quant-rule locks)."""
         config = await self.get_object(ACCOUNT_CONFIG_PATH, weight=ACCOUNT_CONFIG_WEIGHT)
         rules = await self.get_object(TRADING_STATUS_PATH, weight=TRADING_STATUS_WEIGHT)
-        return parse_status(config, rules, clock_offset_ms=self.clock_offset_ms)
+        status = parse_status(config, rules, clock_offset_ms=self.clock_offset_ms)
+        return replace(
+            status,
+            hedge_mode=config.opt_flag("dualSidePosition"),
+            multi_assets=config.opt_flag("multiAssetsMargin"),
+        )
 
     async def fetch_snapshot(self) -> AccountSnapshot:
-        """v3 account + symbolConfig, or the v2 account alone when configured."""
+        """v3 account + symbolConfig, or the v2 account alone when configured; then the open
+        orders of the account's symbols (``binance_usdm_market.fetch_open_orders``)."""
         path = ACCOUNT_PATHS[self.snapshot_endpoint]
         # Parsed in a worker thread: a big account must not stall others' decisions.
         if self.snapshot_endpoint == "v2":
             body = await self.get_object(path, weight=V2_ACCOUNT_WEIGHT)
-            return await asyncio.to_thread(parse_account, body, None)
-        account = await self.get_object(path, weight=V3_ACCOUNT_WEIGHT)
-        rows = await self.get_array(SYMBOL_CONFIG_PATH, weight=SYMBOL_CONFIG_WEIGHT)
-        return await asyncio.to_thread(_parse_v3, account, rows)
+            snapshot = await asyncio.to_thread(parse_account, body, None)
+            rows = [
+                {"symbol": row.text("symbol"), "maxNotionalValue": row.opt_decimal("maxNotional")}
+                for row in body.objects("positions")
+            ]
+            symbols = None
+        else:
+            body = await self.get_object(path, weight=V3_ACCOUNT_WEIGHT)
+            rows = await self.get_array(SYMBOL_CONFIG_PATH, weight=SYMBOL_CONFIG_WEIGHT)
+            snapshot = await asyncio.to_thread(_parse_v3, body, rows)
+            symbols = account_symbols(body)
+        orders = await fetch_open_orders(self, symbols)
+        return replace(
+            snapshot,
+            open_orders=tuple(orders),
+            max_notional_by_symbol=parse_max_notional(rows, endpoint=SYMBOL_CONFIG_PATH),
+        )
+
+    def market_source(self) -> MarketSource:
+        """``exchangeInfo`` and ``premiumIndex`` of this account's host."""
+        return BinanceUsdmMarket(self)
 
     async def check_permissions(self) -> list[str]:
         """Warn when the key can trade or withdraw; never raises (a failed check is a warning).

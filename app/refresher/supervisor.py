@@ -17,6 +17,7 @@ from prometheus_client import Counter, Histogram
 from app.exchanges.base import CallGate, ExchangeClient
 from app.metrics import Metrics
 from app.refresher.budget import WeightBudget
+from app.refresher.market import MarketPoller
 from app.refresher.poller import AccountPoller, PollTiming
 from app.state.store import StateStore
 
@@ -87,7 +88,7 @@ class Budgets:
 class Refresher:
     """Starts, watches and stops the pollers."""
 
-    def __init__(self, pollers: Iterable[AccountPoller]) -> None:
+    def __init__(self, pollers: Iterable[AccountPoller | MarketPoller]) -> None:
         self.pollers = list(pollers)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 

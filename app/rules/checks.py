@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from app.domain import Reason, ReasonCode
+from app.domain import OrderSide, PositionSide, Reason, ReasonCode
 from app.rules.facts import Facts
 from app.rules.money import required_margin, show_down, show_up
+from app.rules.pricing import CONDITIONAL, margin_price, open_loss
 
 _PASS: tuple[Reason, ...] = ()
 _ONE = Decimal(1)
@@ -100,37 +101,66 @@ def check_margin_ratio(facts: Facts) -> tuple[Reason, ...]:
 
 
 def check_reduce_only(facts: Facts) -> tuple[Reason, ...]:
-    """Deny a reduce-only order that would not only shrink an opposite position.
+    """Deny a closing order that would not only shrink its position: a reduce-only order, or
+    a hedge-mode close (SELL+LONG, BUY+SHORT), with no position to close or a quantity above
+    the position net of the resting orders that already close it (Binance -2022).
 
-    That is: no position on the opposite side, or a quantity larger than it. The API
-    rejects reduce-only without symbol and side earlier; if one arrives anyway it gets
-    this reason too, since nothing shows that it reduces.
+    The API rejects reduce-only without symbol and side earlier; if one arrives anyway it
+    gets this reason too, since nothing shows that it reduces.
     """
     intent = facts.intent
-    if not intent.reduce_only or facts.reduces:
+    hedge_close = intent.hedge_close
+    if facts.reduces or not (intent.reduce_only or hedge_close is not None):
         return _PASS
     target = facts.target
+    closable = facts.closable
     observed = None if intent.quantity is None else str(intent.quantity)
+    kind = "reduce-only" if hedge_close is None else f"hedge-mode close of the {hedge_close}"
     if intent.symbol is None or intent.side is None:
         message = "a reduce-only order needs a symbol and a side to be checked against a position"
     elif target is None or target.quantity <= 0:
-        message = f"reduce-only {intent.side} {intent.symbol} has no opposite position to reduce"
+        what = "opposite position" if hedge_close is None else "position"
+        message = f"{kind} {intent.side} {intent.symbol} has no {what} to reduce"
+    elif closable is not None and closable < target.quantity:
+        message = (
+            f"{kind} {intent.side} {intent.quantity} {intent.symbol} exceeds what is left of "
+            f"the {target.side} position of {target.quantity} after resting closing orders "
+            f"({closable})"
+        )
     else:
         message = (
-            f"reduce-only {intent.side} {intent.quantity} {intent.symbol} exceeds the "
+            f"{kind} {intent.side} {intent.quantity} {intent.symbol} exceeds the "
             f"{target.side} position of {target.quantity}"
         )
-    limit = "0" if target is None else str(target.quantity)
+    limit = "0" if closable is None else str(closable)
     return (Reason(ReasonCode.REDUCE_ONLY_WOULD_INCREASE, message, limit=limit, observed=observed),)
 
 
-def check_margin_sufficiency(facts: Facts) -> tuple[Reason, ...]:
-    """Deny an order whose initial margin exceeds the available balance.
+def opening_quantity(facts: Facts, quantity: Decimal) -> Decimal:
+    """The part of an order that opens exposure: in one-way mode, what goes beyond closing
+    the opposite position (that part needs no margin); otherwise all of it."""
+    intent = facts.intent
+    if facts.status.hedge_mode is not False or intent.symbol is None:
+        return quantity
+    opposite = PositionSide.SHORT if intent.side is OrderSide.BUY else PositionSide.LONG
+    held = facts.snapshot.position(intent.symbol, opposite)
+    if held is None:
+        return quantity
+    return max(Decimal(0), quantity - held.quantity)
 
-    Runs only for orders that do not reduce and name a symbol and a quantity. The price
-    is the order's limit price, else the position's mark price; with neither the check
-    cannot be made, and that is a deny (never a silent skip). Leverage is the symbol's,
-    else the policy default, and never below 1 (which would understate the margin).
+
+def check_margin_sufficiency(facts: Facts) -> tuple[Reason, ...]:
+    """Deny an order whose cost exceeds the available balance.
+
+    Runs only for orders that do not reduce and name a symbol and a quantity (a close that
+    does not fit its position is treated like any order opening exposure). The cost is
+    Binance's: initial margin ``quantity × price / leverage`` plus the open loss (a BUY above
+    the mark price, a SELL below it); the price is the order's limit price, else the mark
+    price (+0.05 % for a market BUY, see ``rules.pricing``); with no price at all the check
+    cannot be made, and that is a deny (never a silent skip). Leverage is the symbol's, else
+    the policy default, and never below 1 (which would understate the margin). Conditional
+    orders (stops, take-profits, trailing stops) reserve no margin until they trigger, on
+    the exchange as here.
     """
     intent = facts.intent
     symbol = intent.symbol
@@ -138,7 +168,7 @@ def check_margin_sufficiency(facts: Facts) -> tuple[Reason, ...]:
     if facts.reduces or symbol is None or quantity is None:
         return _PASS
     snapshot = facts.snapshot
-    price = intent.price or snapshot.mark_price_for(symbol)
+    price = margin_price(facts)
     if price is None or price <= 0:
         return (
             Reason(
@@ -146,19 +176,29 @@ def check_margin_sufficiency(facts: Facts) -> tuple[Reason, ...]:
                 f"no order price and no mark price known for {symbol}: cannot check margin",
             ),
         )
+    if intent.order_type is not None and intent.order_type in CONDITIONAL:
+        return _PASS
     leverage = snapshot.leverage_for(symbol) or facts.policy.default_leverage
     leverage = max(leverage, _ONE)
+    quantity = opening_quantity(facts, quantity)
+    if quantity <= 0:
+        return _PASS  # a one-way order that only closes the opposite position
     required = required_margin(quantity, price, leverage)
+    loss = open_loss(facts, quantity, price)
+    if loss:
+        required += loss
     available = snapshot.available_balance
     if required <= available:
         return _PASS
     shown_required = show_up(required)
     shown_available = show_down(available)
+    extra = f" + open loss {show_up(loss)}" if loss else ""
     return (
         Reason(
             ReasonCode.INSUFFICIENT_MARGIN,
             f"order needs {shown_required} {snapshot.asset} initial margin "
-            f"({quantity} × {price} / leverage {leverage}) but {shown_available} is available",
+            f"({quantity} × {price} / leverage {leverage}{extra}) but {shown_available} is "
+            "available",
             limit=shown_available,
             observed=shown_required,
         ),

@@ -35,6 +35,7 @@ from app.rules.money import (
     show_up,
     subtract,
 )
+from app.rules.pricing import order_price
 
 _NONE: tuple[Reason, ...] = ()
 _ONE = Decimal(1)
@@ -45,7 +46,7 @@ def _sized_order(facts: Facts) -> tuple[str, Decimal, Decimal] | None:
     intent = facts.intent
     if facts.reduces or intent.symbol is None or intent.quantity is None:
         return None
-    price = intent.price or facts.snapshot.mark_price_for(intent.symbol)
+    price = order_price(facts)
     if price is None or price <= 0:
         return None  # denied with PRICE_UNAVAILABLE by the margin check
     return intent.symbol, intent.quantity, price
@@ -176,3 +177,22 @@ def order_rate_reasons(
     if symbol_limit and rate.symbol and rate.symbol.observed >= symbol_limit.max_orders:
         reasons.append(_rate_reason(f"{intent.symbol} on this account", symbol_limit, rate.symbol))
     return tuple(reasons)
+
+
+def exchange_rate_reasons(
+    account: str, full: tuple[tuple[RateLimit, RateCount], ...]
+) -> tuple[Reason, ...]:
+    """``EXCHANGE_ORDER_RATE`` for each of the exchange's per-account order limits whose
+    window of allowed orders is full (the exchange would answer -1015)."""
+    return tuple(
+        Reason(
+            ReasonCode.EXCHANGE_ORDER_RATE,
+            f"account {account} already had {count.observed} allowed orders in the last "
+            f"{limit.window_s:g} s: the exchange's limit is {limit.max_orders} per "
+            f"{limit.window_s:g} s per account (every bot of the account together)",
+            retry_after_ms=count.retry_after_ms,
+            limit=str(limit.max_orders),
+            observed=str(count.observed),
+        )
+        for limit, count in full
+    )

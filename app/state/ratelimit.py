@@ -122,3 +122,32 @@ class OrderRateCounter:
         idle = [key for key, w in self._symbols.items() if not w.stamps or w.stamps[-1] <= horizon]
         for key in idle:
             del self._symbols[key]
+
+
+class ExchangeOrderWindows:
+    """Allowed orders per account against the exchange's own per-account order limits
+    (``exchangeInfo`` ``rateLimits`` of type ORDERS, e.g. 300 per 10 s and 1200 per minute),
+    so the bots of an account together stay under them."""
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, RateLimit], _Window] = {}
+
+    def full(
+        self, account: str, limits: tuple[RateLimit, ...], now_mono: float
+    ) -> tuple[tuple[RateLimit, RateCount], ...]:
+        """The limits whose window is already full, with their counts (usually none)."""
+        found: list[tuple[RateLimit, RateCount]] = []
+        for limit in limits:
+            window = self._windows.get((account, limit))
+            if window is not None and window.is_full(limit, now_mono):
+                found.append((limit, window.count(limit, now_mono)))
+        return tuple(found)
+
+    def record(self, account: str, limits: tuple[RateLimit, ...], now_mono: float) -> None:
+        """Count one allowed order in every window of the account."""
+        for limit in limits:
+            key = (account, limit)
+            window = self._windows.get(key)
+            if window is None:
+                window = self._windows[key] = _Window(limit.max_orders)
+            window.stamps.append(now_mono)

@@ -250,3 +250,39 @@ def test_a_batch_with_an_unknown_account_decides_nothing() -> None:
         guard.decide_json_many([(ENTRY, None), (OrderIntent("nope"), None)])
     assert twins[0].lines() == []
     assert guard.decide(ENTRY)["allowed"]  # the first order did not use the rate budget
+
+
+def test_the_exchange_order_limits_are_counted_from_allowed_decisions() -> None:
+    from app.domain import Observed
+    from app.markets.model import MarketRules, MarkPrices, SymbolRules
+    from app.markets.store import MarketView
+
+    rules = MarketRules(
+        {"BTCUSDT": SymbolRules("BTCUSDT", "TRADING")}, (RateLimit(3, 10.0), RateLimit(9, 60.0))
+    )
+    view = MarketView(
+        "h",
+        rules=Observed(rules, NOW.mono, NOW.wall_ms),
+        marks=Observed(MarkPrices({"BTCUSDT": Decimal(60000)}), NOW.mono, NOW.wall_ms),
+    )
+    store = StateStore([("a", "binance-usdm")])
+    store.put_status("a", status(), NOW)
+    store.put_snapshot("a", snapshot(available="10000"), NOW)
+    guard = Decider(
+        store,
+        {"a": Policy()},
+        Metrics(CollectorRegistry(), "test"),
+        decision_log="none",
+        clock=lambda: NOW,
+        markets=lambda _: view,
+    )
+    for _ in range(3):
+        assert guard.decide_json(ENTRY).startswith(b'{"allowed":true')
+    body = guard.decide(ENTRY)
+    assert codes(body) == ["EXCHANGE_ORDER_RATE"]
+    reason = body["reasons"][0]
+    assert (reason["limit"], reason["observed"]) == ("3", "3")
+    assert reason["retry_after_ms"] == 10_000
+    # Off by policy: the bots of the account are not held to the exchange's limits.
+    guard.set_policy("a", Policy(exchange_order_rate=False))
+    assert guard.decide(ENTRY)["allowed"]

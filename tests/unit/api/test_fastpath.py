@@ -34,6 +34,8 @@ BOT = "bot-token-0123456789"
 READER = "read-token-0123456789"
 HEADERS = {"Authorization": f"Bearer {BOT}"}
 ORDER = {"account": "alpha", "symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01", "price": "100"}
+STOP = {**{k: v for k, v in ORDER.items() if k != "price"}, "type": "STOP_MARKET"}
+CLOSE = {k: v for k, v in STOP.items() if k != "quantity"} | {"stop_price": "59000"}
 ACCOUNT = {
     "exchange": "generic-v2",
     "base_url": "http://127.0.0.1:9",
@@ -131,6 +133,12 @@ CASES: list[tuple[str, str, dict[str, str], bool]] = [
     ("trailing zeros", q(**{**ORDER, "quantity": "0.0100", "price": "60000.00"}), HEADERS, True),
     ("40 digits", q(**{**ORDER, "quantity": "0." + "0" * 37 + "1"}), HEADERS, True),
     ("param order", "/can-trade?quantity=1&side=BUY&symbol=X&account=alpha", HEADERS, True),
+    ("type and tif", q(**ORDER, type="LIMIT", time_in_force="GTC"), HEADERS, True),
+    ("hedge close", q(**{**ORDER, "side": "SELL"}, position_side="LONG"), HEADERS, True),
+    ("stop market", q(**STOP, stop_price="59000"), HEADERS, True),
+    ("stop limit", q(**ORDER, type="STOP", stop_price="59000"), HEADERS, True),
+    ("close position", q(**CLOSE, close_position="true"), HEADERS, True),
+    ("close_position=0", q(**ORDER, close_position="0"), HEADERS, True),
     # Everything below goes to the FastAPI route.
     ("no token", q(**ORDER), {}, False),
     ("wrong token", q(**ORDER), {"Authorization": "Bearer nope-nope-nope"}, False),
@@ -177,6 +185,20 @@ CASES: list[tuple[str, str, dict[str, str], bool]] = [
     ("semicolon", "/can-trade?account=alpha;symbol=X", HEADERS, False),
     ("non-ascii", "/can-trade?account=alpha&symbol=%C3%A9", HEADERS, False),
     ("trailing slash", "/can-trade/?account=alpha", HEADERS, False),
+    ("market with price", q(**ORDER, type="MARKET"), HEADERS, False),
+    ("limit without price", q(**{**STOP, "type": "LIMIT"}), HEADERS, False),
+    ("stop without stop_price", q(**STOP), HEADERS, False),
+    ("stop_price on limit", q(**ORDER, stop_price="1"), HEADERS, False),
+    ("lower-case type", q(**ORDER, type="limit"), HEADERS, False),
+    ("unknown type", q(**ORDER, type="ICEBERG"), HEADERS, False),
+    ("bad position side", q(**ORDER, position_side="NET"), HEADERS, False),
+    ("bad tif", q(**ORDER, time_in_force="DAY"), HEADERS, False),
+    ("tif on market", q(**{**STOP, "type": "MARKET"}, time_in_force="GTC"), HEADERS, False),
+    ("close with quantity", q(**STOP, stop_price="1", close_position="true"), HEADERS, False),
+    ("close on limit", q(**ORDER, close_position="true"), HEADERS, False),
+    ("close and reduce", q(**CLOSE, close_position="1", reduce_only="1"), HEADERS, False),
+    ("type w/o side", q(account="alpha", symbol="X", type="LIMIT"), HEADERS, False),
+    ("zero stop_price", q(**STOP, stop_price="0"), HEADERS, False),
 ]
 
 
@@ -292,6 +314,11 @@ ACCEPTED = [
         {**ORDER, "reduce_only": word}
         for word in ("1", "0", "true", "False", "T", "f", "YES", "n", "on", "Off", "y", "No")
     ),
+    {**ORDER, "type": "LIMIT", "time_in_force": "GTX", "position_side": "BOTH"},
+    {**ORDER, "type": "TAKE_PROFIT", "stop_price": "61000.10", "position_side": "SHORT"},
+    {**STOP, "stop_price": "59000"},
+    {**CLOSE, "close_position": "yes", "side": "SELL"},
+    {**{k: v for k, v in ORDER.items() if k != "price"}, "type": "TRAILING_STOP_MARKET"},
 ]
 
 
@@ -372,6 +399,8 @@ BATCH_CASES: list[tuple[str, bytes, dict[str, str], bool]] = [
     ("two orders", _batch(ORDER, {"account": "alpha"}), JSON, True),
     ("nulls", _batch({"account": "alpha", "symbol": None, "price": None}), JSON, True),
     ("reduce_only", _batch({**ORDER, "side": "SELL", "reduce_only": True}), JSON, True),
+    ("new fields", _batch({**ORDER, "type": "LIMIT", "position_side": "LONG"}), JSON, True),
+    ("close position", _batch({**CLOSE, "close_position": True}), JSON, True),
     ("no data account", _batch({"account": "bravo-2"}, ORDER), JSON, True),
     ("denied order", _batch({**ORDER, "quantity": "100000"}), JSON, True),
     ("1000 orders", _batch(*[{"account": "alpha"}] * 1000), JSON, True),
@@ -392,6 +421,8 @@ BATCH_CASES: list[tuple[str, bytes, dict[str, str], bool]] = [
     ("string boolean", _batch({**ORDER, "reduce_only": "true"}), JSON, False),
     ("null boolean", _batch({**ORDER, "reduce_only": None}), JSON, False),
     ("int boolean", _batch({**ORDER, "reduce_only": 1}), JSON, False),
+    ("int close_position", _batch({**CLOSE, "close_position": 1}), JSON, False),
+    ("market with price", _batch({**ORDER, "type": "MARKET"}), JSON, False),
     ("bad side", _batch({**ORDER, "side": "buy"}), JSON, False),
     ("zero price", _batch({**ORDER, "price": "0"}), JSON, False),
     ("missing account", _batch({"symbol": "X"}), JSON, False),

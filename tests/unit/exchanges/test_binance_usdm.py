@@ -8,7 +8,15 @@ from typing import Any
 import httpx
 import pytest
 
-from app.domain import ACCOUNT_SCOPE, AccountStatus, Position, PositionSide, QuantIndicator
+from app.domain import (
+    ACCOUNT_SCOPE,
+    AccountStatus,
+    OpenOrder,
+    OrderSide,
+    Position,
+    PositionSide,
+    QuantIndicator,
+)
 from app.errors import (
     ConfigError,
     ErrorKind,
@@ -25,6 +33,7 @@ from app.exchanges.binance_usdm import (
     TRADING_STATUS_PATH,
     BinanceUsdmClient,
 )
+from app.exchanges.binance_usdm_market import OPEN_ORDERS_PATH
 from tests.unit.exchanges.fakes import (
     CREDENTIALS,
     NOW_MS,
@@ -92,6 +101,9 @@ async def test_status_with_empty_indicators_has_no_violations(
         can_withdraw=True,
         update_time_ms=1644913304748,
         indicators=(),
+        # accountConfig's position and multi-assets modes (binance-order-rules.md §4.1)
+        hedge_mode=True,
+        multi_assets=False,
     )
     assert status.is_normal
     assert exchange.paths() == [ACCOUNT_CONFIG_PATH, TRADING_STATUS_PATH]
@@ -198,6 +210,7 @@ async def test_v3_snapshot_maps_totals_positions_and_leverage(
 ) -> None:
     exchange.on(V3_ACCOUNT, reply(fixture("account_v3")))
     exchange.on(SYMBOL_CONFIG_PATH, reply(fixture("symbol_config")))
+    exchange.on(OPEN_ORDERS_PATH, reply(fixture("open_orders")))
     snap = await binance.fetch_snapshot()
     assert snap.available_balance == Decimal("103.12345678")
     assert snap.margin_balance == Decimal("103.12345678")
@@ -220,8 +233,25 @@ async def test_v3_snapshot_maps_totals_positions_and_leverage(
     )
     assert snap.leverage_by_symbol == {"BTCUSDT": Decimal(21)}
     assert snap.leverage_for("BTCUSDT") == 21
-    assert exchange.paths() == [V3_ACCOUNT, SYMBOL_CONFIG_PATH]
-    assert gate.weights == [5, 5]
+    # symbolConfig's maxNotionalValue: the position limit at the current leverage
+    assert snap.max_notional_by_symbol == {"BTCUSDT": Decimal(1000000)}
+    # The open orders of the one symbol the v3 account lists, at weight 1 (not 40 for all)
+    assert snap.open_orders == (
+        OpenOrder(
+            order_id="1917641",
+            symbol="BTCUSDT",
+            side=OrderSide.BUY,
+            type="TRAILING_STOP_MARKET",
+            quantity=Decimal("0.40"),
+            price=None,
+            reduce_only=False,
+            time_ms=1579276756075,
+            position_side="SHORT",
+        ),
+    )
+    assert exchange.paths() == [V3_ACCOUNT, SYMBOL_CONFIG_PATH, OPEN_ORDERS_PATH]
+    assert gate.weights == [5, 5, 1]
+    assert "symbol=BTCUSDT" in split_signed_query(exchange.requests[2])[0]
 
 
 def v3_row(symbol: str, side: str, amount: str, notional: str = "0") -> dict[str, Any]:
@@ -248,6 +278,7 @@ async def test_hedge_mode_and_one_way_positions(
     ]
     exchange.on(V3_ACCOUNT, reply({**fixture("account_v3"), "positions": rows}))
     exchange.on(SYMBOL_CONFIG_PATH, reply([]))
+    exchange.on(OPEN_ORDERS_PATH, *[reply([])] * 4)
     snap = await binance.fetch_snapshot()
     got = [(p.symbol, p.side, p.quantity, p.notional, p.mark_price) for p in snap.positions]
     assert got == [
@@ -328,6 +359,7 @@ async def test_v2_fallback_takes_leverage_and_entry_price_from_its_positions(
         }
     )
     exchange.on(V2_ACCOUNT, reply(body))
+    exchange.on(OPEN_ORDERS_PATH, reply([]))
     snap = await client.fetch_snapshot()
     assert snap.available_balance == Decimal("23.72469206")
     assert snap.margin_balance == Decimal("23.72469206")
@@ -349,8 +381,9 @@ async def test_v2_fallback_takes_leverage_and_entry_price_from_its_positions(
     )
     # v2 lists every symbol: leverage is known even where there is no position.
     assert snap.leverage_by_symbol == {"BTCUSDT": Decimal(100), "ETHUSDT": Decimal(20)}
-    assert exchange.paths() == [V2_ACCOUNT]
-    assert gate.weights == [10]
+    # v2 rows do not tell which symbols have open orders: one all-symbols call (weight 40).
+    assert exchange.paths() == [V2_ACCOUNT, OPEN_ORDERS_PATH]
+    assert gate.weights == [10, 40]
 
 
 async def test_retired_endpoint_says_to_switch_snapshot_endpoint(

@@ -77,8 +77,10 @@ def test_margin_ratio_does_not_stop_an_order_that_really_reduces() -> None:
             ),
             order("BTCUSDT", OrderSide.BUY, "0.1", price=None),
             Policy(),
-            ("599", "600.0"),
-            id="market-order-priced-at-mark-and-position-leverage",
+            # 0.1 × 60000 × 1.0005 / 10 + open loss 0.1 × (60030 - 60000): Binance's cost
+            # of a market BUY (assuming price = mark + 0.05 % slippage, binance-order-rules §5.1)
+            ("599", "603.30000"),
+            id="market-order-priced-at-mark-plus-slippage-and-position-leverage",
         ),
         pytest.param(
             snapshot(available="5999"),
