@@ -16,6 +16,7 @@ from app.domain import PositionSide
 from app.errors import ExchangeProtocolError
 from app.exchanges.base import AnswerLimits
 from app.exchanges.binance_usdm import SYMBOL_CONFIG_PATH, BinanceUsdmClient
+from app.exchanges.binance_usdm_market import OPEN_ORDERS_PATH
 from app.exchanges.generic_v2 import ACCOUNT_PATH, STATUS_PATH, GenericV2Client
 from app.exchanges.jsonfields import Fields, parse_decimal
 from tests.unit.exchanges.fakes import (
@@ -119,6 +120,7 @@ async def test_binance_duplicate_position_rows_are_malformed(
 ) -> None:
     exchange.on(V3_ACCOUNT, reply({**fixture("binance_usdm", "account_v3"), "positions": rows}))
     exchange.on(SYMBOL_CONFIG_PATH, reply([]))
+    exchange.on(OPEN_ORDERS_PATH, reply([]))
     with pytest.raises(ExchangeProtocolError, match=r"positions\[1\]\.symbol repeats the"):
         await binance(http, gate).fetch_snapshot()
 
@@ -129,6 +131,7 @@ async def test_binance_hedge_mode_long_and_short_are_not_duplicates(
     rows = [v3_row("BTCUSDT", "LONG", "0.1", "6000"), v3_row("BTCUSDT", "SHORT", "-10", "-6e5")]
     exchange.on(V3_ACCOUNT, reply({**fixture("binance_usdm", "account_v3"), "positions": rows}))
     exchange.on(SYMBOL_CONFIG_PATH, reply([]))
+    exchange.on(OPEN_ORDERS_PATH, reply([]))
     snap = await binance(http, gate).fetch_snapshot()
     assert [p.side for p in snap.positions] == [PositionSide.LONG, PositionSide.SHORT]
 
@@ -226,6 +229,7 @@ async def test_binance_implausible_numbers_are_malformed(
     body = {**fixture("binance_usdm", "account_v3"), "positions": positions}
     exchange.on(V3_ACCOUNT, reply(body))
     exchange.on(SYMBOL_CONFIG_PATH, reply(symbols))
+    exchange.on(OPEN_ORDERS_PATH, reply([]))
     with pytest.raises(ExchangeProtocolError, match=message):
         await binance(http, gate).fetch_snapshot()
 
@@ -245,6 +249,7 @@ async def test_binance_v2_implausible_totals_and_leverage_are_malformed(
     message: str,
 ) -> None:
     exchange.on(V2_ACCOUNT, reply({**fixture("binance_usdm", "account_v2"), **changes}))
+    exchange.on(OPEN_ORDERS_PATH, reply([]))
     with pytest.raises(ExchangeProtocolError, match=message):
         await binance(http, gate, snapshot_endpoint="v2").fetch_snapshot()
 
@@ -255,6 +260,7 @@ async def test_binance_v2_row_leverage_above_125_is_malformed(
     body = fixture("binance_usdm", "account_v2")
     body["positions"][0]["leverage"] = "1E+30"
     exchange.on(V2_ACCOUNT, reply(body))
+    exchange.on(OPEN_ORDERS_PATH, reply([]))
     with pytest.raises(ExchangeProtocolError, match=r"positions\[0\]\.leverage is out of"):
         await binance(http, gate, snapshot_endpoint="v2").fetch_snapshot()
 
