@@ -5,6 +5,7 @@ from __future__ import annotations
 from simulator.endpoint import Endpoint
 from simulator.faces import (
     binance,
+    binance_algo,
     binance_market,
     binance_modes,
     binance_orders,
@@ -17,4 +18,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *binance_market.ENDPOINTS,
     *binance_modes.ENDPOINTS,
     *binance_orders.ENDPOINTS,
+    *binance_algo.ENDPOINTS,
 )

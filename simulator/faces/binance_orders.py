@@ -24,6 +24,8 @@ from simulator.faces.binance import symbols_of
 from simulator.orders import Accepted, AccountView, OpenOrder, Rejected, check_order
 
 ACCOUNT_SCOPE = "ACCOUNT"
+#: Model field marking an order placed through the Algo Service (``binance_algo``).
+ALGO_ID = "algoId"
 TEN_SECONDS_MS = 10_000
 ONE_MINUTE_MS = 60_000
 
@@ -85,22 +87,30 @@ def account_view(account: AccountState, symbol: str, now_ms: int) -> AccountView
     )
 
 
-def _check(call: Call) -> tuple[AccountState, Accepted]:
-    account = call.signed_account()
-    symbol = call.params.get("symbol") or ""
+def run_checks(
+    call: Call, account: AccountState, params: Mapping[str, str], *, algo_service: bool
+) -> Accepted:
+    """``check_order`` on the account and market as they are; a rejection raises."""
+    symbol = params.get("symbol") or ""
     market = call.state.markets.get(symbol)
     if market is None and symbol and symbol in symbols_of(call, account):
         market = call.state.markets.rules(symbol)  # held or extra symbols: default rules
     result = check_order(
-        call.params,
+        params,
         market,
         account_view(account, symbol, call.server_time_ms),
-        algo_service=call.state.scenario.algo_service,
+        algo_service=algo_service,
         now_ms=call.server_time_ms,
     )
     if isinstance(result, Rejected):
         raise ApiError(result.status, result.code, result.msg)
-    return account, result
+    return result
+
+
+def _check(call: Call) -> tuple[AccountState, Accepted]:
+    account = call.signed_account()
+    algo_service = call.state.scenario.algo_service
+    return account, run_checks(call, account, call.params, algo_service=algo_service)
 
 
 def _text(value: Decimal) -> str:
@@ -148,7 +158,7 @@ def order_row(order: Mapping[str, Any], status: str = "NEW") -> dict[str, Any]:
     return row
 
 
-def _model_order(order: Accepted, order_id: int, now_ms: int) -> dict[str, Any]:
+def model_order(order: Accepted, order_id: int, now_ms: int) -> dict[str, Any]:
     model: dict[str, Any] = {
         "orderId": str(order_id),
         "symbol": order.symbol,
@@ -179,10 +189,10 @@ def _model_order(order: Accepted, order_id: int, now_ms: int) -> dict[str, Any]:
 def test_order(call: Call) -> dict[str, Any]:
     """The checks of a new order, nothing placed (``orderId`` 0)."""
     _, accepted = _check(call)
-    return order_row(_model_order(accepted, 0, call.server_time_ms))
+    return order_row(model_order(accepted, 0, call.server_time_ms))
 
 
-def _count_order(call: Call, account: AccountState) -> tuple[int, int]:
+def count_new_order(call: Call, account: AccountState) -> tuple[int, int]:
     """Count a new order against the account's ORDERS limits, or answer -1015 (429)."""
     limits = call.state.scenario.order_rate_limits
     now = int(time.monotonic() * 1000)
@@ -208,10 +218,10 @@ def _count_order(call: Call, account: AccountState) -> tuple[int, int]:
 
 def new_order(call: Call) -> Answer:
     account = call.signed_account()
-    count_10s, count_1m = _count_order(call, account)
+    count_10s, count_1m = count_new_order(call, account)
     account, accepted = _check(call)
     order_id = next(call.state.accounts.order_ids)
-    model = _model_order(accepted, order_id, call.server_time_ms)
+    model = model_order(accepted, order_id, call.server_time_ms)
     if accepted.type != "MARKET":
         account.replace_open_orders([*account.open_orders(), model], call.server_time_ms)
         shapes.adjust_margin(account, accepted.margin)
@@ -230,7 +240,7 @@ def _find(call: Call, account: AccountState) -> dict[str, Any]:
             "Param 'orderId' or 'origClientOrderId' must be sent, but both were empty/null!"
         )
     for order in account.open_orders():
-        if order.get("symbol") != symbol:
+        if order.get("symbol") != symbol or order.get(ALGO_ID):
             continue
         if (order_id and str(order.get("orderId")) == order_id) or (
             not order_id and client_id and order.get("clientOrderId") == client_id
@@ -243,7 +253,8 @@ def query_order(call: Call) -> dict[str, Any]:
     return order_row(_find(call, call.signed_account()))
 
 
-def _cancel(call: Call, account: AccountState, doomed: list[dict[str, Any]]) -> None:
+def release(call: Call, account: AccountState, doomed: list[dict[str, Any]]) -> None:
+    """Remove ``doomed`` from the open orders and give back the margin they reserved."""
     ids = {id(order) for order in doomed}
     kept = [order for order in account.open_orders() if id(order) not in ids]
     account.replace_open_orders(kept, call.server_time_ms)
@@ -259,7 +270,7 @@ def cancel_order(call: Call) -> dict[str, Any]:
         if exc.code == -2013:
             raise ApiError(400, -2011, "Unknown order sent.") from exc
         raise
-    _cancel(call, account, [order])
+    release(call, account, [order])
     return {**order_row(order, "CANCELED"), "updateTime": call.server_time_ms}
 
 
@@ -270,7 +281,8 @@ def cancel_all(call: Call) -> dict[str, Any]:
         raise errors.mandatory_param("symbol")
     if symbol not in symbols_of(call, account):
         raise errors.invalid_symbol()
-    _cancel(call, account, [o for o in account.open_orders() if o.get("symbol") == symbol])
+    doomed = [o for o in account.open_orders() if o.get("symbol") == symbol and not o.get(ALGO_ID)]
+    release(call, account, doomed)
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 
@@ -282,7 +294,7 @@ def open_orders(call: Call) -> list[dict[str, Any]]:
     return [
         order_row(order)
         for order in account.open_orders()
-        if symbol is None or order.get("symbol") == symbol
+        if (symbol is None or order.get("symbol") == symbol) and not order.get(ALGO_ID)
     ]
 
 

@@ -233,3 +233,25 @@ def test_ccxt_orders_are_accepted_or_rejected_by_the_simulator_rules(
     exchange.create_order(BTC, "limit", "sell", 0.01, 61000.0)
     exchange.cancel_all_orders(BTC)
     assert exchange.fetch_open_orders(BTC) == []
+
+
+def test_ccxt_conditional_orders_go_through_the_algo_service(
+    binanceusdm: LoopbackBinance,
+) -> None:
+    exchange, fetched = binanceusdm.exchange, binanceusdm.fetched
+    exchange.load_markets()
+    stop = exchange.create_order(
+        BTC, "market", "sell", 0.1, None, {"stopLossPrice": 55000, "reduceOnly": True}
+    )
+    assert fetched[-1].endswith("/fapi/v1/algoOrder")
+    assert (stop["triggerPrice"], stop["reduceOnly"], stop["status"]) == (55000.0, True, "open")
+    # The long is 0.5: a second reduce-only stop beyond it is refused (-2022).
+    with pytest.raises(ccxt.ExchangeError, match="-2022"):
+        exchange.create_order(
+            BTC, "market", "sell", 0.5, None, {"stopLossPrice": 54000, "reduceOnly": True}
+        )
+    assert exchange.fetch_open_orders(BTC) == []  # conditional orders are listed apart
+    triggers = exchange.fetch_open_orders(BTC, params={"trigger": True})
+    assert [order["id"] for order in triggers] == [stop["id"]]
+    exchange.cancel_order(stop["id"], BTC, {"trigger": True})
+    assert exchange.fetch_open_orders(BTC, params={"trigger": True}) == []

@@ -349,3 +349,55 @@ def test_the_market_and_the_order_limits_come_from_the_scenario(
         refused = send(exchange, "POST", ORDER, limit("FOOUSDT", "BUY", "20", "96"))
         assert (refused.status_code, refused.json()["code"]) == (429, -1015)
         assert len(open_orders(exchange, HEALTHY)) == 3
+
+
+def test_algo_service_conditional_orders(exchange: httpx.Client, sim_control: SimControl) -> None:
+    algo = "/fapi/v1/algoOrder"
+    stop = {
+        "algoType": "CONDITIONAL",
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "type": "STOP_MARKET",
+        "quantity": "0.1",
+        "triggerPrice": "55000",
+        "clientAlgoId": "sl-1",
+    }
+    placed = send(exchange, "POST", algo, stop)
+    assert code(placed) == 0
+    row = placed.json()
+    assert (row["algoType"], row["orderType"], row["triggerPrice"], row["algoStatus"]) == (
+        "CONDITIONAL",
+        "STOP_MARKET",
+        "55000",
+        "NEW",
+    )
+    assert isinstance(row["algoId"], int)
+    assert code(send(exchange, "POST", algo, stop)) == -4116  # clientAlgoId taken
+    other = {**stop, "clientAlgoId": "sl-x"}
+    assert code(send(exchange, "POST", algo, {**other, "type": "LIMIT"})) == -1116
+    assert code(send(exchange, "POST", algo, {**other, "triggerPrice": "55000.05"})) == -4014
+    assert code(
+        send(exchange, "POST", algo, {k: v for k, v in stop.items() if k != "algoType"})
+    ) == (-1102)
+    # Listed with the algo orders only; counted by both limits.
+    assert open_orders(exchange, HEALTHY, "BTCUSDT") == []
+    listed = signed_get(
+        exchange, "/fapi/v1/openAlgoOrders", HEALTHY.api_key, HEALTHY.api_secret, {}
+    ).json()
+    assert [(o["algoId"], o["clientAlgoId"]) for o in listed] == [(row["algoId"], "sl-1")]
+    sim_control.patch_market("BTCUSDT", {"maxNumAlgoOrders": 1})
+    second = {**stop, "clientAlgoId": "sl-2"}
+    assert code(send(exchange, "POST", algo, second)) == -4045
+    classic = {k: v for k, v in second.items() if k not in ("algoType", "triggerPrice")}
+    assert code(send(exchange, "POST", TEST, {**classic, "stopPrice": "55000"})) == -4045
+    cancelled = send(exchange, "DELETE", algo, {"algoId": row["algoId"]})
+    assert cancelled.json() == {
+        "algoId": row["algoId"],
+        "clientAlgoId": "sl-1",
+        "code": "200",
+        "msg": "success",
+    }
+    assert code(send(exchange, "POST", algo, second)) == 0
+    everything = send(exchange, "DELETE", "/fapi/v1/algoOpenOrders", {"symbol": "BTCUSDT"})
+    assert everything.json()["code"] == 200
+    assert code(send(exchange, "DELETE", algo, {"clientAlgoId": "sl-2"})) == -2011
