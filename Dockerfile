@@ -7,6 +7,10 @@
 #   docker run --rm -p 8080:8080 -v "$PWD/deploy/demo:/config:ro" \
 #     -e PRETRADE_GUARD_CONFIG=/config/guard.compose.yaml pretrade-guard:local
 #
+# Without a registry: --build-arg PYTHON_IMAGE=<a local Debian image with python3,
+# python3-venv, python-is-python3> (README "Building the image"; the CI image test builds one
+# with debootstrap) and, offline, DOCKER_BUILDKIT=0 (BuildKit fetches the syntax frontend).
+#
 # Both stages must use the same base so the venv's interpreter symlinks resolve.
 # Pinned by tag; pin by digest (python:3.11-slim-trixie@sha256:...) where the
 # registry is reachable to look it up.
