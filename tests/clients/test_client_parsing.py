@@ -144,9 +144,9 @@ def test_a_denial_is_a_value_and_raise_for_denial_carries_reasons_and_suggestion
             "observed": "3000",
         },
         {
-            "code": "PRICE_NOT_ON_TICK",  # from a newer guard: unknown to this client
-            "message": "price 60000.05 is not on the tick 0.1",
-            "retry_after_ms": None,
+            "code": "FUNDING_SETTLEMENT_PAUSE",  # from a newer guard: unknown to this client
+            "message": "orders pause around funding; try this price after it",
+            "retry_after_ms": 1500,
             "limit": "0.1",
             "observed": "60000.05",
             "suggestion": {"price": "60000.1"},
@@ -162,18 +162,18 @@ def test_a_denial_is_a_value_and_raise_for_denial_carries_reasons_and_suggestion
     assert (margin.limit, margin.observed, margin.suggestion) == ("25.00", "3000", None)
     assert margin.known
     # An unknown code parses: kept as the raw string, compared like any code.
-    assert tick.code == "PRICE_NOT_ON_TICK"
+    assert tick.code == "FUNDING_SETTLEMENT_PAUSE"
     assert not tick.known
     assert tick.suggestion is not None
     assert tick.suggestion.price == Decimal("60000.1")
     assert tick.suggestion.quantity is None
     assert decision.warnings[0].code is WarningCode.QUANT_RULE_NEAR_TRIGGER
-    assert decision.codes == ("INSUFFICIENT_MARGIN", "PRICE_NOT_ON_TICK")
+    assert decision.codes == ("INSUFFICIENT_MARGIN", "FUNDING_SETTLEMENT_PAUSE")
 
     with pytest.raises(OrderDenied) as denied:
         decision.raise_for_denial()
     assert denied.value.decision is decision
-    assert denied.value.codes == ("INSUFFICIENT_MARGIN", "PRICE_NOT_ON_TICK")
+    assert denied.value.codes == ("INSUFFICIENT_MARGIN", "FUNDING_SETTLEMENT_PAUSE")
     assert [s.price for s in denied.value.suggestions] == [Decimal("60000.1")]
     assert "alpha BTCUSDT (decision 5f2b5f1d1ec3-4)" in str(denied.value)
     assert "INSUFFICIENT_MARGIN: order needs 3000 USDT" in str(denied.value)
