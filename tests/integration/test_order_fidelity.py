@@ -168,7 +168,8 @@ def scenario(path: Path) -> Path:
                     _order(24, "SOLUSDT", "SELL", "LIMIT", "1", price="160", positionSide="SHORT"),
                 ],
             },
-            binance={"dualSidePosition": True, "leverage": {"BTCUSDT": 20, "ETHUSDT": 20}},
+            # ETHUSDT at 125x: a maximum position of 50,000 USDT (-2027 above it).
+            binance={"dualSidePosition": True, "leverage": {"BTCUSDT": 20, "ETHUSDT": 125}},
         ),
         _account(
             SMALL,
@@ -196,6 +197,8 @@ def fidelity(
         # Open-order limits the scenario's resting orders sit at or just below.
         sim.control.patch_market("SOLUSDT", {"maxNumOrders": 3, "maxNumAlgoOrders": 2})
         sim.control.patch_market("DOGEUSDT", {"maxNumAlgoOrders": 1})
+        # A step coarser than the precision: quantities off the step within the precision.
+        sim.control.patch_market("BNBUSDT", {"stepSize": "0.05", "minQty": "0.05"})
         accounts = {
             NAMES[acc.id]: {
                 "exchange": "binance-usdm",
@@ -408,11 +411,14 @@ def _quantity(rng: random.Random, spec: Mapping[str, Any], market: bool) -> Deci
     else:
         # A notional between 0.2 and 5 times the minimum notional, sometimes much larger.
         target = Decimal(spec["minNotional"]) * Decimal(
-            str(rng.choice([0.2, 0.6, 0.95, 1.05, 2, 5, 40, 400]))
+            str(rng.choice([0.2, 0.6, 0.95, 1.05, 2, 5, 40, 400, 3000]))
         )
         value = max(low, _on(target / mark, step, low))
     if rng.random() < 0.12:
-        value += step / 3  # off the step (and often past the precision)
+        # Off the step: by a third of it (usually past the precision too), or by one unit of
+        # the quantity precision (on a coarse step: off the step, within the precision).
+        unit = Decimal(1).scaleb(-int(spec["quantityPrecision"]))
+        value += rng.choice([step / 3, unit])
     return value if value > 0 else step
 
 
@@ -427,7 +433,8 @@ def _price(rng: random.Random, spec: Mapping[str, Any], around: Decimal) -> Deci
     factor = Decimal(str(rng.choice([0.8, 0.9, 0.94, 0.96, 0.99, 1, 1.01, 1.04, 1.06, 1.1, 1.2])))
     price = max(low, _on(around * factor, tick, low))
     if rng.random() < 0.12:
-        price += tick / 3  # off the tick
+        # Off the tick: by a third of it, or by one unit of the price precision.
+        price += rng.choice([tick / 3, Decimal(1).scaleb(-int(spec["pricePrecision"]))])
     return price
 
 
