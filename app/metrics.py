@@ -166,6 +166,19 @@ class Metrics:
             ["account", "kind", "error"],
             registry=registry,
         )
+        self.market_last_success = Gauge(
+            "pretrade_guard_market_refresh_last_success_timestamp_seconds",
+            "Unix time of the last successful market-rules refresh, per exchange host and kind "
+            "(market_rules: exchangeInfo, mark_prices: premiumIndex).",
+            ["market", "kind"],
+            registry=registry,
+        )
+        self.market_failures = Counter(
+            "pretrade_guard_market_refresh_failures_total",
+            "Failed market-rules refreshes, per exchange host, kind and error kind.",
+            ["market", "kind", "error"],
+            registry=registry,
+        )
         self.consecutive_failures = Gauge(
             "pretrade_guard_poller_consecutive_failures",
             "Refresh failures in a row, per account and kind of refresh (status/snapshot); "

@@ -75,6 +75,13 @@ class MarketPoller:
         self._rules = _Due("market_rules", timing.rules_interval_s)
         self._marks = _Due("mark_prices", timing.marks_interval_s)
         self._log = log.bind(market=host)
+        # Series created at start (at 0), so a host that never refreshed shows as such.
+        self._last_success = {
+            kind: metrics.market_last_success.labels(host, kind)
+            for kind in ("market_rules", "mark_prices")
+        }
+        for gauge in self._last_success.values():
+            gauge.set(0)
         budget.add_demand(
             60 / timing.rules_interval_s * source.rules_weight
             + 60 / timing.marks_interval_s * source.marks_weight
@@ -126,6 +133,7 @@ class MarketPoller:
             self._failed(due.kind, exc)
         else:
             due.failures = 0
+            self._last_success[due.kind].set(time.time())
             jitter = self.timing.jitter_fraction
             due.due = time.monotonic() + due.interval_s * self.rng.uniform(1 - jitter, 1 + jitter)
 
@@ -138,4 +146,5 @@ class MarketPoller:
         error_kind = exc.kind if isinstance(exc, ExchangeError) else ErrorKind.INTERNAL
         message = str(exc) if isinstance(exc, ExchangeError) else type(exc).__name__
         self.store.put_failure(self.host, f"{kind}: {message}")
+        self.metrics.market_failures.labels(self.host, kind, error_kind.value).inc()
         self._log.warning("market refresh failed", kind=kind, error=error_kind.value, cause=message)
