@@ -42,6 +42,7 @@ from app.exchanges.binance_usdm_parsing import (
     parse_symbol_config,
     permission_warnings,
 )
+from app.exchanges.jsondecode import call_without_gc
 from app.exchanges.jsonfields import Fields
 from app.exchanges.mbx import MbxClient, check_http_url
 
@@ -139,7 +140,7 @@ class BinanceUsdmClient(MbxClient):
         # Parsed in a worker thread: a big account must not stall others' decisions.
         if self.snapshot_endpoint == "v2":
             body = await self.get_object(path, weight=V2_ACCOUNT_WEIGHT)
-            snapshot = await asyncio.to_thread(parse_account, body, None)
+            snapshot = await asyncio.to_thread(call_without_gc, parse_account, body, None)
             rows = [
                 {"symbol": row.text("symbol"), "maxNotionalValue": row.opt_decimal("maxNotional")}
                 for row in body.objects("positions")
@@ -148,7 +149,7 @@ class BinanceUsdmClient(MbxClient):
         else:
             body = await self.get_object(path, weight=V3_ACCOUNT_WEIGHT)
             rows = await self.get_array(SYMBOL_CONFIG_PATH, weight=SYMBOL_CONFIG_WEIGHT)
-            snapshot = await asyncio.to_thread(_parse_v3, body, rows)
+            snapshot = await asyncio.to_thread(call_without_gc, _parse_v3, body, rows)
             symbols = account_symbols(body)
         orders = await fetch_open_orders(self, symbols)
         return replace(

@@ -23,6 +23,7 @@ from app.domain import (
     PositionSide,
 )
 from app.exchanges.base import Capabilities
+from app.exchanges.jsondecode import call_without_gc
 from app.exchanges.jsonfields import Fields
 from app.exchanges.mbx import MbxClient
 from app.exchanges.positions import unique_positions
@@ -186,4 +187,4 @@ class GenericV2Client(MbxClient):
         Parsed in a worker thread: thousands of rows must not stall other accounts' decisions.
         """
         body = await self.get_object(ACCOUNT_PATH, weight=5)
-        return await asyncio.to_thread(parse_account, body)
+        return await asyncio.to_thread(call_without_gc, parse_account, body)

@@ -12,8 +12,9 @@ exception tree in ``app.errors``::
     2xx with a non-JSON / wrong shape -> ExchangeProtocolError
     a JSON array over the row cap     -> ExchangeProtocolError
 
-Bodies over ``OFF_LOOP_BYTES`` are decoded in a worker thread, so one account's big answer
-does not stall the event loop that answers every other account's decisions.
+Bodies over ``OFF_LOOP_BYTES`` are decoded in a worker thread, row by row
+(``app.exchanges.jsondecode``), so one account's big answer does not stall the event loop that
+answers every other account's decisions.
 
 Signed requests that fail with -1021 (timestamp outside recvWindow) re-learn the clock offset
 and are retried exactly once, as both protocol documents prescribe.
@@ -41,6 +42,7 @@ from app.errors import (
     ExchangeProtocolError,
     ExchangeUnavailable,
 )
+from app.exchanges import jsondecode
 from app.exchanges.base import AnswerLimits, CallGate, Credentials, ExchangeClient
 from app.exchanges.body import ACCEPT_ENCODING, read_capped
 from app.exchanges.jsonfields import Fields
@@ -321,7 +323,8 @@ class MbxClient(ExchangeClient):
             )
         try:
             if len(content) > OFF_LOOP_BYTES:
-                body = await asyncio.to_thread(_decode_json, content)
+                # In a thread, and row by row: json.loads would hold the GIL throughout.
+                body = await asyncio.to_thread(jsondecode.loads, content)
             else:
                 body = _decode_json(content)
         except (ValueError, RecursionError) as exc:
