@@ -2,13 +2,14 @@
 
 A hostile or broken exchange (or a proxy in front of it) can answer 300 MB, or a 1 MB gzip
 that expands to 1 GB. The body is streamed and counted: raw bytes against the cap, and the
-decompressed bytes against the same cap, decompressing at most one cap's worth at a time, so
-reading any answer holds at most about twice the cap in memory. Error answers are read the
-same way.
+decompressed bytes against the same cap, 256 KiB at a time with a turn for the event loop in
+between, so reading any answer holds at most about twice the cap in memory. Error answers are
+read the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Mapping
 
@@ -40,6 +41,25 @@ def _decompressor(headers: Mapping[str, str], endpoint: str) -> zlib._Decompress
     return zlib.decompressobj(wbits)
 
 
+#: Largest piece decompressed in one go: the event loop gets a turn between pieces, so a
+#: gzip bomb costs other accounts' decisions at most this much inflating at a time.
+_PIECE = 256 * 1024
+
+
+async def _inflate(
+    decoder: zlib._Decompress, data: bytes, body: bytearray, max_bytes: int, endpoint: str
+) -> None:
+    """Decompress ``data`` onto ``body`` in pieces, refusing output past ``max_bytes``."""
+    while data:
+        piece = decoder.decompress(data, min(_PIECE, max_bytes + 1 - len(body)))
+        body += piece
+        if len(body) > max_bytes:
+            raise _too_large(max_bytes, endpoint, "after decompression")
+        data = decoder.unconsumed_tail
+        if data:
+            await asyncio.sleep(0)
+
+
 async def read_capped(response: httpx.Response, *, max_bytes: int, endpoint: str) -> bytes:
     """The decoded body of ``response``; ``ExchangeProtocolError`` once it passes ``max_bytes``
     (declared, received or decompressed)."""
@@ -61,10 +81,7 @@ async def read_capped(response: httpx.Response, *, max_bytes: int, endpoint: str
             if decoder is None:
                 body += chunk
                 continue
-            # At most one byte past the cap per call: the rest stays in unconsumed_tail.
-            body += decoder.decompress(chunk, max_bytes + 1 - len(body))
-            if len(body) > max_bytes or decoder.unconsumed_tail:
-                raise _too_large(max_bytes, endpoint, "after decompression")
+            await _inflate(decoder, chunk, body, max_bytes, endpoint)
         if decoder is not None:
             body += decoder.flush(max_bytes + 1 - len(body))
             if len(body) > max_bytes:
