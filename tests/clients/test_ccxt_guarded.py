@@ -209,14 +209,27 @@ def test_order_details_map_ccxt_params_to_the_guards_fields() -> None:
     )
     assert order.fields()["quantity"] == "0.3"
     assert order.fields()["stop_price"] == "61000"
-    # A market order's price is not a limit price; basic mode sends no order details.
-    basic = OrderMapping("alpha").order(exchange, BTC, "market", "sell", "1", 60000)
-    assert basic.fields() == {
+    # A market order's price is not a limit price.
+    market = OrderMapping("alpha").order(exchange, BTC, "market", "sell", "1", 60000)
+    assert market.fields() == {
         "account": "alpha",
         "symbol": "BTCUSDT",
         "side": "SELL",
         "quantity": "1",
+        "type": "MARKET",
     }
+    # For a guard without the order-detail fields: none are sent, a hedge close is reduce-only.
+    basic = OrderMapping("alpha", order_details=False)
+    close = basic.order(exchange, BTC, "market", "sell", "1", None, {"positionSide": "LONG"})
+    assert close.fields() == {
+        "account": "alpha",
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "quantity": "1",
+        "reduce_only": True,
+    }
+    opening = basic.order(exchange, BTC, "limit", "buy", "1", 60000, {"positionSide": "LONG"})
+    assert "reduce_only" not in opening.fields()
     with pytest.raises(ValueError, match="side"):
         detailed.order(exchange, BTC, "limit", "long", 1, 1)
     with pytest.raises(ValueError, match="reduceOnly"):

@@ -65,15 +65,17 @@ def guard_symbol(exchange: Any, symbol: str) -> str:
 class OrderMapping:
     """How ccxt's ``create_order`` arguments become the guard's ``Order``.
 
-    ``order_details=False`` (for a guard without the order-fidelity fields) sends only
-    symbol, side, quantity, price and ``reduce_only``; a hedge-mode close (``positionSide``
-    ``LONG`` with a sell, ``SHORT`` with a buy) is then sent as ``reduce_only``, which is
-    what it means. ``order_details=True`` sends ``type``, ``position_side``,
-    ``stop_price``, ``time_in_force`` and ``close_position`` as well.
+    By default (``order_details=True``) the order's ``type``, ``positionSide``,
+    ``stopPrice``, ``timeInForce`` and ``closePosition`` are sent too, so the guard judges
+    the order the exchange will see (position mode, tick, step, allowed types...).
+    ``order_details=False`` is for a guard older than those fields (0.1): only symbol,
+    side, quantity, price and ``reduce_only`` are sent, and a hedge-mode close
+    (``positionSide`` ``LONG`` with a sell, ``SHORT`` with a buy) is sent as
+    ``reduce_only``, which is what it means.
     """
 
     account: str
-    order_details: bool = False
+    order_details: bool = True
     symbol_mapper: SymbolMapper = guard_symbol
 
     def order(
@@ -133,7 +135,7 @@ class GuardedExchange:
         guard: GuardClient,
         account: str,
         *,
-        order_details: bool = False,
+        order_details: bool = True,
         symbol_mapper: SymbolMapper = guard_symbol,
     ) -> None:
         if inspect.iscoroutinefunction(getattr(exchange, "create_order", None)):
@@ -198,7 +200,7 @@ class AsyncGuardedExchange:
         guard: AsyncGuardClient,
         account: str,
         *,
-        order_details: bool = False,
+        order_details: bool = True,
         symbol_mapper: SymbolMapper = guard_symbol,
     ) -> None:
         if not inspect.iscoroutinefunction(getattr(exchange, "create_order", None)):
