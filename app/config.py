@@ -32,6 +32,7 @@ from app.domain import Policy, RateLimit
 from app.errors import ConfigError
 from app.events.model import EventType
 from app.exchanges import EXCHANGES
+from app.fleet.model import FleetRole, RedisLossMode
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,54 @@ class BudgetSettings(_Model):
     weight_target_fraction: float = Field(default=0.8, gt=0, le=1)
 
 
+class FleetSettings(_Model):
+    """Fleet mode: several guards sharing state through Redis. Absent ``redis_url``: embedded."""
+
+    #: ``redis://host:port/db``, ``rediss://`` (TLS) or ``unix:///path/to/socket``.
+    redis_url: str | None = Field(default=None, pattern=r"^(redis|rediss|unix)://\S+$")
+    redis_password: SecretStr | None = None
+    redis_password_file: Path | None = None
+    #: Prefix of every key and channel, so several fleets can share one Redis.
+    namespace: str = Field(default="pretrade-guard", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    role: FleetRole = FleetRole.ALL
+    #: Lease on one account's polling; renewed every third of it.
+    lease_ttl_s: float = Field(default=5.0, ge=0.3, le=300)
+    #: Redis unreachable (or no live refresher) this long: api replicas poll locally, or
+    #: deny (``on_redis_loss: deny``). Must exceed ``lease_ttl_s``.
+    fallback_grace_s: float = Field(default=15.0, gt=0, le=3600)
+    on_redis_loss: RedisLossMode = RedisLossMode.KEEP_TRADING
+    #: Bound on the order-rate round trip; no answer within it denies the order.
+    rate_limit_timeout_s: float = Field(default=0.1, gt=0, le=5)
+    #: Every replica re-reads the shared kill switches and limits at least this often.
+    control_poll_s: float = Field(default=1.0, gt=0, le=60)
+    #: Every api replica re-reads every account's stored latest state this often (recovers
+    #: anything missed on the stream).
+    resync_s: float = Field(default=5.0, gt=0, le=600)
+    #: Entries kept on the state stream (approximate trim).
+    stream_maxlen: int = Field(default=10_000, ge=100, le=10_000_000)
+    #: Redis socket timeout for every command but the order-rate check.
+    redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _checks(self) -> Self:
+        if self.redis_password is not None or self.redis_password_file is not None:
+            object.__setattr__(
+                self,
+                "redis_password",
+                _resolve_secret(self.redis_password, self.redis_password_file, "redis_password"),
+            )
+        if self.fallback_grace_s <= self.lease_ttl_s:
+            raise ValueError("fallback_grace_s must be longer than lease_ttl_s")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis_url is not None
+
+    def password(self) -> str | None:
+        return None if self.redis_password is None else self.redis_password.get_secret_value()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PRETRADE_GUARD_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -333,6 +382,7 @@ class Settings(BaseSettings):
     markets: MarketSettings = MarketSettings()
     events: EventSettings = EventSettings()
     webhooks: tuple[WebhookSettings, ...] = ()
+    fleet: FleetSettings = FleetSettings()
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
     @field_validator("accounts")

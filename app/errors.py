@@ -6,6 +6,7 @@
      ├── ConfigError                    invalid configuration; the process refuses to start
      ├── DataError                      the guard's own database is missing, damaged or behind
      │                                  its marker (switches may be lost); refuses to start
+     ├── SharedStateUnavailable         fleet mode: Redis did not answer a write (admin: 503)
      └── ExchangeError                  a refresh failed; carries ``kind`` (a bounded metric label)
           ├── ExchangeUnavailable       network error, timeout, 5xx: retry with backoff
           ├── ExchangeRateLimited       429 / 418 / -1003: stop calling until ``retry_after_s``
@@ -48,6 +49,11 @@ class ConfigError(GuardError):
 
 class DataError(GuardError):
     """The kill-switch database cannot be trusted; the message names the file and the way out."""
+
+
+class SharedStateUnavailable(GuardError):
+    """Fleet mode: the shared store (Redis) did not take a write, so nothing changed anywhere
+    (never a change that only some replicas know). The message is safe to show."""
 
 
 class ExchangeError(GuardError):

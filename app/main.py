@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from app.api import accounts, admin, can_trade, events, handlers, health
+from app.api.admin_schemas import LimitsIn
 from app.api.decider import Decider
 from app.api.deps import Services
 from app.api.fastpath import FastBatch, FastCanTrade, GuardApp
@@ -37,6 +38,13 @@ from app.events.watch import StateEvents, Watcher, kill_switch_event
 from app.events.webhooks import WebhookDispatcher, Webhooks, WebhookTarget
 from app.exchanges import client_class
 from app.exchanges.base import AnswerLimits, Credentials, ExchangeClient
+from app.fleet.connection import REDIS_ERRORS, RedisLink, connect, safe_url
+from app.fleet.controls import FleetControls
+from app.fleet.feed import StateFeed, StatePublisher, apply_published, read_latest
+from app.fleet.leases import LeaseManager, LiveRefreshers
+from app.fleet.model import FleetRole, Keys, RedisLossMode
+from app.fleet.ratelimit import RedisOrderRate
+from app.fleet.runtime import FleetRuntime
 from app.logs import stderr_sink
 from app.markets.model import TRADING, Bounds, MarketRules, SymbolRules
 from app.markets.store import MarketStore
@@ -46,6 +54,7 @@ from app.refresher.poller import AccountPoller, PollTiming
 from app.refresher.supervisor import BudgetGate, Budgets, Refresher, build_poller
 from app.state.killswitch import KillSwitchChange, KillSwitchStore
 from app.state.killswitch_db import inspect_database
+from app.state.ports import KillSwitches
 from app.state.store import StateStore
 
 log = structlog.get_logger("app")
@@ -160,7 +169,7 @@ def _webhook_target(hook: WebhookSettings) -> WebhookTarget:
     )
 
 
-def _count_switches(metrics: Metrics, kill_switches: KillSwitchStore) -> None:
+def _count_switches(metrics: Metrics, kill_switches: KillSwitches) -> None:
     counts = dict.fromkeys(KillSwitchScope, 0)
     for switch in kill_switches.active():
         counts[switch.scope] += 1
@@ -197,13 +206,145 @@ def _decision_log(settings: Settings, metrics: Metrics) -> DecisionLog:
     return DecisionLog(mode, writer)
 
 
+class _FleetParts:
+    """Fleet mode's objects, before the lifespan starts them."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        fleet = settings.fleet
+        if fleet.redis_url is None:  # unreachable: only built in fleet mode
+            raise ConfigError("fleet.redis_url is not set")
+        self.where = safe_url(fleet.redis_url)
+        self.redis = connect(fleet.redis_url, fleet.password(), timeout_s=fleet.redis_timeout_s)
+        self.keys = Keys(fleet.namespace)
+        self.link = RedisLink(self.redis, metrics)
+        deny = fleet.on_redis_loss is RedisLossMode.DENY
+        self.controls = FleetControls(
+            self.redis,
+            self.keys,
+            self.link,
+            metrics,
+            poll_s=fleet.control_poll_s,
+            deny_after_s=fleet.fallback_grace_s if deny else None,
+        )
+        self.rates = RedisOrderRate(
+            self.redis, self.keys, self.link, metrics, timeout_s=fleet.rate_limit_timeout_s
+        )
+
+
+def _fleet_runtime(
+    settings: Settings,
+    fleet: _FleetParts,
+    metrics: Metrics,
+    store: StateStore,
+    http: httpx.AsyncClient,
+    running: dict[str, Refresher],
+    markets: MarketStore,
+) -> tuple[FleetRuntime, dict[str, ExchangeClient]]:
+    """The loops of this process's role. Refreshers poll into a store of their own and
+    publish it; api processes apply what is published to the store they answer from.
+
+    Market rules and mark prices are not shared through Redis (yet): every api process polls
+    them itself (per exchange host, public endpoints), refreshers do not."""
+    config = settings.fleet
+    role = config.role
+    accounts = list(settings.accounts)
+    clients: dict[str, ExchangeClient] = {}
+    leases = publisher = None
+    polling = None
+    if role.polls:
+        poll_store = StateStore((name, acc.exchange) for name, acc in settings.accounts.items())
+        built, clients = _build_refresher(settings, poll_store, metrics, http, MarketStore())
+        polling = Refresher(p for p in built.pollers if isinstance(p, AccountPoller))
+        running["refresher"] = polling
+        pollers = polling
+
+        async def on_acquire(account: str, _fence: int) -> None:
+            # Start from the stored latest state, so a failure of the first refresh does
+            # not publish "no data" over the previous holder's good data.
+            try:
+                latest = await read_latest(fleet.redis, fleet.keys, account)
+            except REDIS_ERRORS:
+                latest = None
+            if latest is not None:
+                apply_published(poll_store, latest, Instant.now())
+            pollers.start_account(account)
+
+        leases = LeaseManager(
+            fleet.redis,
+            fleet.keys,
+            fleet.link,
+            metrics,
+            accounts,
+            ttl_s=config.lease_ttl_s,
+            on_acquire=on_acquire,
+            on_lose=polling.stop_account,
+        )
+        publisher = StatePublisher(
+            fleet.redis,
+            fleet.keys,
+            fleet.link,
+            metrics,
+            poll_store,
+            leases.fence,
+            maxlen=config.stream_maxlen,
+        )
+        poll_store.subscribe(publisher)
+    feed = None
+    fallback = None
+    market_polling = None
+    if role.answers:
+        feed = StateFeed(
+            fleet.redis, fleet.keys, fleet.link, metrics, store, accounts, resync_s=config.resync_s
+        )
+
+        def fallback() -> Refresher:
+            built = _build_refresher(settings, store, metrics, http, MarketStore())[0]
+            return Refresher(p for p in built.pollers if isinstance(p, AccountPoller))
+
+        built, answer_clients = _build_refresher(settings, store, metrics, http, markets)
+        market_polling = Refresher(p for p in built.pollers if isinstance(p, MarketPoller))
+        clients = clients or answer_clients
+
+    runtime = FleetRuntime(
+        redis=fleet.redis,
+        link=fleet.link,
+        metrics=metrics,
+        role=role,
+        controls=fleet.controls,
+        live=LiveRefreshers(fleet.redis, fleet.keys),
+        feed=feed,
+        leases=leases,
+        publisher=publisher,
+        polling=polling,
+        market_polling=market_polling,
+        fallback=fallback,
+        on_redis_loss=config.on_redis_loss,
+        grace_s=config.fallback_grace_s,
+        where=fleet.where,
+    )
+    return runtime, clients
+
+
+def _limits_policy(decider: Decider, account: str, limits: dict[str, object] | None) -> None:
+    """Apply a fleet-wide limit change (``None``: back to the configured limits)."""
+    if limits is None:
+        decider.reset_policy(account)
+        return
+    parsed = LimitsIn.model_validate(limits)
+    decider.set_policy(account, parsed.apply(decider.configured_policy(account)))
+
+
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> FastAPI:
     """Build the guard. ``registry`` defaults to a fresh one (tests inject their own)."""
     version = guard_version()
     metrics = Metrics(registry or CollectorRegistry(), version)
     store = StateStore((name, acc.exchange) for name, acc in settings.accounts.items())
     policies = {name: settings.policy_for(name) for name in settings.accounts}
-    kill_switches = KillSwitchStore(settings.server.data_dir)
+    fleet = _FleetParts(settings, metrics) if settings.fleet.enabled else None
+    role = settings.fleet.role if fleet is not None else FleetRole.ALL
+    kill_switches: KillSwitches = (
+        fleet.controls if fleet is not None else KillSwitchStore(settings.server.data_dir)
+    )
     decision_log = _decision_log(settings, metrics)
     markets = MarketStore()
     decider = Decider(
@@ -213,7 +354,14 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         decision_log=decision_log,
         switches=kill_switches.for_account,
         markets=markets.get,
+        shared_rates=fleet.rates if fleet is not None else None,
     )
+    if fleet is not None:
+        fleet.controls.subscribe_limits(
+            lambda account, limits: _limits_policy(
+                decider, account, None if limits is None else dict(limits)
+            )
+        )
     auth = TokenAuth((t.name, t.secret(), t.scopes) for t in settings.auth.tokens)
     running: dict[str, Refresher] = {}
 
@@ -246,6 +394,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
 
     def dead_pollers() -> list[str]:
         refresher = running.get("refresher")
+        if fleet is not None and refresher is None:
+            return []  # fleet: api processes do not poll; a refresher's ended pollers show
         return refresher.dead_pollers() if refresher else list(settings.accounts)
 
     # Clients are built now so a bad account option fails at start, not in the lifespan.
@@ -254,19 +404,30 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
         follow_redirects=False,
     )
-    refresher, clients = _build_refresher(settings, store, metrics, http, markets)
+    runtime: FleetRuntime | None = None
+    refresher: Refresher | None = None
+    if fleet is None:
+        refresher, clients = _build_refresher(settings, store, metrics, http, markets)
+    else:
+        runtime, clients = _fleet_runtime(settings, fleet, metrics, store, http, running, markets)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Kill switches first: no decision may be answered before engaged ones are loaded.
-        try:
-            await kill_switches.open()
-        except (OSError, sqlite3.Error, DataError) as exc:
-            log.error(
-                "cannot open the guard's database", path=str(kill_switches.path), error=str(exc)
-            )
-            await http.aclose()
-            raise
+        # (Fleet mode: until they are read from Redis, a synthetic HALT denies everything.)
+        if runtime is not None:
+            await runtime.start()
+        elif isinstance(kill_switches, KillSwitchStore):
+            try:
+                await kill_switches.open()
+            except (OSError, sqlite3.Error, DataError) as exc:
+                log.error(
+                    "cannot open the guard's database",
+                    path=str(kill_switches.path),
+                    error=str(exc),
+                )
+                await http.aclose()
+                raise
         _count_switches(metrics, kill_switches)
         for switch in kill_switches.active():
             log.warning(
@@ -281,9 +442,12 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             )
         bus.bind_loop()
         webhooks.start()
-        refresher.start()
-        running["refresher"] = refresher
-        watching = asyncio.create_task(watcher.run(), name="event-watcher")
+        if refresher is not None:
+            refresher.start()
+            running["refresher"] = refresher
+        watching = asyncio.create_task(
+            watcher.run() if role.answers else asyncio.Event().wait(), name="event-watcher"
+        )
         checks = asyncio.create_task(_check_permissions(clients), name="permission-checks")
         log.info(
             "guard started",
@@ -291,6 +455,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             accounts=len(settings.accounts),
             webhooks=len(settings.webhooks),
             data_dir=str(settings.server.data_dir),
+            mode="fleet" if runtime is not None else "embedded",
+            role=role.value if runtime is not None else None,
         )
         try:
             yield
@@ -300,7 +466,10 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
                     task.cancel()
                 await asyncio.gather(checks, watching, return_exceptions=True)
                 running.pop("refresher", None)
-                await refresher.stop()
+                if runtime is not None:
+                    await runtime.stop()
+                if refresher is not None:
+                    await refresher.stop()
                 bus.close()
                 await webhooks.stop()
                 await kill_switches.close()
@@ -331,17 +500,21 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         kill_switches=kill_switches,
         events=bus,
         sse_keepalive_s=settings.events.sse_keepalive_s,
+        limit_changes=fleet.controls if fleet is not None else None,
+        fleet=runtime,
     )
     handlers.install(app)
-    app.include_router(can_trade.router)
-    app.include_router(accounts.router)
-    app.include_router(events.router)
-    app.include_router(admin.router)
-    app.include_router(health.router)
+    if role.answers:
+        app.include_router(can_trade.router)
+        app.include_router(accounts.router)
+        app.include_router(events.router)
+        app.include_router(admin.router)
+    app.include_router(health.router)  # a refresher serves only these
     app.add_middleware(RequestMetrics, metrics=metrics)
-    # In front of FastAPI: the happy path of GET /can-trade skips the framework.
-    app.fast_path = FastCanTrade(app.state.services)
-    app.fast_batch = FastBatch(app.state.services)
+    if role.answers:
+        # In front of FastAPI: the happy path of GET /can-trade skips the framework.
+        app.fast_path = FastCanTrade(app.state.services)
+        app.fast_batch = FastBatch(app.state.services)
     return app
 
 
@@ -359,6 +532,8 @@ def create_checked_app(settings: Settings) -> FastAPI:
             "`pretrade-guard check-config FILE` checks one without starting the guard"
         )
     app = create_app(settings)
+    if settings.fleet.enabled:
+        return app  # fleet mode keeps its kill switches in Redis, not in data_dir
     problem = inspect_database(settings.server.data_dir)
     if problem is not None:
         raise problem

@@ -274,6 +274,78 @@ class Metrics:
             registry=registry,
         )
 
+        # ------------------------------------------------------------ fleet mode
+        self.fleet_redis_up = Gauge(
+            "pretrade_guard_fleet_redis_up",
+            "1 while this process reaches the fleet's Redis (fleet mode only).",
+            registry=registry,
+        )
+        self.fleet_redis_errors = Counter(
+            "pretrade_guard_fleet_redis_errors_total",
+            "Redis commands that failed, by where they were made.",
+            ["where"],
+            registry=registry,
+        )
+        self.fleet_redis_reconnects = Counter(
+            "pretrade_guard_fleet_redis_reconnects_total",
+            "Times Redis became reachable again after being unreachable.",
+            registry=registry,
+        )
+        self.fleet_leases_held = Gauge(
+            "pretrade_guard_fleet_leases_held",
+            "Account leases (polling rights) this refresher holds.",
+            registry=registry,
+        )
+        self.fleet_lease_changes = Counter(
+            "pretrade_guard_fleet_lease_changes_total",
+            "Leases acquired, released, or lost (renewal refused or impossible).",
+            ["change"],
+            registry=registry,
+        )
+        self.fleet_live_refreshers = Gauge(
+            "pretrade_guard_fleet_live_refreshers",
+            "Refreshers with a live heartbeat, as this process last saw.",
+            registry=registry,
+        )
+        self.fleet_published = Counter(
+            "pretrade_guard_fleet_state_published_total",
+            "Refresh results published, by outcome (ok, fenced: refused as stale, error).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.fleet_applied = Counter(
+            "pretrade_guard_fleet_state_applied_total",
+            "Published states applied to this process's store (or dropped as old/invalid).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.fleet_apply_lag = Histogram(
+            "pretrade_guard_fleet_publish_apply_lag_seconds",
+            "Wall time from a refresher publishing a state to this process applying it.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=registry,
+        )
+        self.fleet_fallback_polling = Gauge(
+            "pretrade_guard_fleet_fallback_polling",
+            "1 while this api process polls the exchange itself (Redis or refreshers lost).",
+            registry=registry,
+        )
+        self.fleet_controls_version = Gauge(
+            "pretrade_guard_fleet_controls_version",
+            "Version of the shared kill switches and limits this process applies.",
+            registry=registry,
+        )
+        self.fleet_controls_restored = Counter(
+            "pretrade_guard_fleet_controls_restored_total",
+            "Kill switches found missing from Redis without a release and written back.",
+            registry=registry,
+        )
+        self.fleet_rate_unavailable = Counter(
+            "pretrade_guard_fleet_rate_unavailable_total",
+            "Orders denied because the shared order-rate counter did not answer in time.",
+            registry=registry,
+        )
+
     def register_account(self, account: str) -> None:
         """Create the account's series at 0 so they exist before the first refresh."""
         for kind in ("status", "snapshot"):

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.docker_engine import SUMMARY
 
-pytest_plugins = ("tests.support.guard_fixtures",)
+pytest_plugins = ("tests.support.guard_fixtures", "tests.support.redis_server")
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

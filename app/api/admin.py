@@ -240,20 +240,32 @@ async def _change_limits(
         before = decider.policy(account)
         base = decider.configured_policy(account) if replace else before
         after = change.limits.apply(base)
-        # Audit first: a change that is not recorded must not take effect.
-        await services.kill_switches.record(
-            "limits.update",
-            actor=change.actor,
-            reason=change.reason,
-            principal=principal,
-            account=account,
-            details={
-                "method": "PUT" if replace else "PATCH",
-                "before": limits_dict(before),
-                "after": limits_dict(after),
-            },
-        )
-        decider.set_policy(account, after)
+        details = {
+            "method": "PUT" if replace else "PATCH",
+            "before": limits_dict(before),
+            "after": limits_dict(after),
+        }
+        if services.limit_changes is not None:  # fleet: audited and applied everywhere
+            await services.limit_changes.change_limits(
+                account,
+                limits_dict(after),
+                action="limits.update",
+                actor=change.actor,
+                reason=change.reason,
+                principal=principal,
+                details=details,
+            )
+        else:
+            # Audit first: a change that is not recorded must not take effect.
+            await services.kill_switches.record(
+                "limits.update",
+                actor=change.actor,
+                reason=change.reason,
+                principal=principal,
+                account=account,
+                details=details,
+            )
+            decider.set_policy(account, after)
     return JSONBody(_limits_view(services, account))
 
 
@@ -299,16 +311,28 @@ async def reset_limits(
     who, why = _who(body, actor, reason)
     decider = services.decider
     async with decider.policy_changes:
-        await services.kill_switches.record(
-            "limits.reset",
-            actor=who,
-            reason=why,
-            principal=principal.name,
-            account=account,
-            details={
-                "before": limits_dict(decider.policy(account)),
-                "after": limits_dict(decider.configured_policy(account)),
-            },
-        )
-        decider.reset_policy(account)
+        details = {
+            "before": limits_dict(decider.policy(account)),
+            "after": limits_dict(decider.configured_policy(account)),
+        }
+        if services.limit_changes is not None:  # fleet: audited and applied everywhere
+            await services.limit_changes.change_limits(
+                account,
+                None,
+                action="limits.reset",
+                actor=who,
+                reason=why,
+                principal=principal.name,
+                details=details,
+            )
+        else:
+            await services.kill_switches.record(
+                "limits.reset",
+                actor=who,
+                reason=why,
+                principal=principal.name,
+                account=account,
+                details=details,
+            )
+            decider.reset_policy(account)
     return JSONBody(_limits_view(services, account))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import DecideAuth, ServicesDep
+from app.api.deps import DecideAuth, Services, ServicesDep
 from app.api.responses import JSONBody
 from app.api.schemas import BatchOut, BatchQuery, DecisionOut, ErrorOut, OrderQuery
+from app.domain import OrderIntent
 from app.state.store import UnknownAccount
 
 router = APIRouter(tags=["decisions"])
@@ -30,7 +31,14 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 async def can_trade_get(
     query: Annotated[OrderQuery, Query()], services: ServicesDep, _: DecideAuth
 ) -> JSONBody:
-    return JSONBody(services.decider.decide(query.intent()))
+    return JSONBody(await _decide(services, query.intent()))
+
+
+async def _decide(services: Services, intent: OrderIntent) -> dict[str, Any]:
+    decider = services.decider
+    if decider.needs_shared_rate(intent):  # fleet mode: the shared order-rate counter
+        return await decider.decide_shared(intent)
+    return decider.decide(intent)
 
 
 @router.post(
@@ -40,7 +48,7 @@ async def can_trade_get(
     summary="Decide one order (JSON body)",
 )
 async def can_trade_post(query: OrderQuery, services: ServicesDep, _: DecideAuth) -> JSONBody:
-    return JSONBody(services.decider.decide(query.intent()))
+    return JSONBody(await _decide(services, query.intent()))
 
 
 @router.post(
@@ -53,5 +61,6 @@ async def can_trade_batch(batch: BatchQuery, services: ServicesDep, _: DecideAut
     for index, order in enumerate(batch.orders):
         if services.store.get(order.account) is None:
             raise UnknownAccount(order.account, f"orders.{index}.account")
-    decide = services.decider.decide
-    return JSONBody({"decisions": [decide(order.intent()) for order in batch.orders]})
+    return JSONBody(
+        {"decisions": [await _decide(services, order.intent()) for order in batch.orders]}
+    )

@@ -40,6 +40,7 @@ from app.markets.store import MarketView
 from app.metrics import Metrics
 from app.rules import evaluate
 from app.rules.limits import exchange_rate_reasons, order_rate_reasons
+from app.state.ports import SharedOrderRate
 from app.state.ratelimit import ExchangeOrderWindows, OrderRateCounter
 from app.state.store import StateStore, UnknownAccount
 
@@ -176,6 +177,7 @@ class Decider:
         clock: Callable[[], Instant] = Instant.now,
         switches: Callable[[str], tuple[KillSwitch, ...]] = lambda _account: (),
         rate_counter: OrderRateCounter | None = None,
+        shared_rates: SharedOrderRate | None = None,
         cache_size: int = 4096,
         markets: Callable[[str], MarketView | None] = lambda _account: None,
     ) -> None:
@@ -186,6 +188,8 @@ class Decider:
         self._policies = dict(policies)
         self._switches = switches
         self._rates = rate_counter or OrderRateCounter()
+        #: Fleet mode: the order-rate counter every replica shares (``decide_shared``).
+        self._shared = shared_rates
         #: Held by the admin API around a run-time policy change (read, audit, replace).
         self.policy_changes = asyncio.Lock()
         self._metrics = metrics
@@ -230,6 +234,64 @@ class Decider:
         if account not in self._policies:
             raise UnknownAccount(account)
         self._policies[account] = self._configured[account]
+
+    def needs_shared_rate(self, intent: OrderIntent) -> bool:
+        """Fleet mode: this order falls under a rate limit counted fleet-wide, so it must be
+        decided by ``decide_shared`` (one bounded Redis round trip), not ``decide``."""
+        if self._shared is None or intent.side is None:
+            return False
+        policy = self._policies.get(intent.account)
+        return policy is not None and (
+            policy.order_rate is not None
+            or (policy.symbol_order_rate is not None and intent.symbol is not None)
+        )
+
+    async def decide_shared(self, intent: OrderIntent) -> dict[str, Any]:
+        """``decide`` for an order under a fleet-wide rate limit: the rules first, then, only
+        if they allow it, the shared counter admits (and counts) it or denies it. A counter
+        that does not answer in time denies (fail closed)."""
+        state = self._store.get(intent.account)
+        if state is None:
+            raise UnknownAccount(intent.account)
+        shared = self._shared
+        now = self._clock()
+        started = time.perf_counter()
+        policy = self._policies[intent.account]
+        market = self._markets(intent.account)
+        decision = evaluate(
+            intent,
+            state,
+            policy,
+            now,
+            switches=self._switches(intent.account),
+            rate=None,
+            market=market,
+        )
+        limits = _exchange_limits(market, policy)
+        if limits:
+            full = self._exchange_rates.full(intent.account, limits, now.mono)
+            if full:
+                extra = exchange_rate_reasons(intent.account, full)
+                decision = Decision(False, decision.reasons + extra, decision.warnings)
+        if decision.allowed and shared is not None:
+            answer = await shared.admit(intent.account, intent.symbol, policy)
+            if not answer.admitted:
+                extra = order_rate_reasons(intent, policy, answer.rate)
+                if answer.unavailable is not None or not extra:
+                    extra = (
+                        Reason(
+                            ReasonCode.ORDER_RATE_LIMIT,
+                            answer.unavailable or "the fleet's order-rate counter refused",
+                        ),
+                    )
+                decision = Decision(
+                    allowed=False, reasons=decision.reasons + extra, warnings=decision.warnings
+                )
+        if decision.allowed and limits:
+            self._exchange_rates.record(intent.account, limits, self._clock().mono)
+        decision_id = self._finish(intent, decision, None, None)
+        self._decision_seconds.observe(time.perf_counter() - started)
+        return _body(intent, decision, decision_id.decode(), state, now)
 
     def decide(self, intent: OrderIntent, key: EvaluationKey | None = None) -> dict[str, Any]:
         """Evaluate one intent: the decision body. Raises ``UnknownAccount`` for an account not
@@ -320,12 +382,23 @@ class Decider:
                 extra = exchange_rate_reasons(intent.account, full)
                 decision = Decision(False, decision.reasons + extra, decision.warnings)
                 entry = None
+        if decision.allowed and is_order and self.needs_shared_rate(intent):
+            # Fail closed: an order under a fleet-wide limit decided without the shared counter
+            # (a caller that did not route it to ``decide_shared``) is never allowed.
+            reason = Reason(ReasonCode.ORDER_RATE_LIMIT, "fleet order-rate counter not consulted")
+            decision, entry = Decision(allowed=False, reasons=(reason,)), None
         if decision.allowed and is_order:
             # No await between the check and the record: concurrent requests cannot share a
             # slot.
             rates.record(intent.account, intent.symbol, policy, now.mono)
             if limits:
                 self._exchange_rates.record(intent.account, limits, now.mono)
+        return decision, self._finish(intent, decision, entry, stamp), state, entry
+
+    def _finish(
+        self, intent: OrderIntent, decision: Decision, entry: _Entry | None, stamp: bytes | None
+    ) -> bytes:
+        """The decision's id; the decision counted and logged."""
         decision_id = b"%s%x" % (self._id_prefix, next(self._ids))
         if decision.allowed and not decision.warnings:
             self._allowed.inc()  # the common case of _count
@@ -342,7 +415,7 @@ class Decider:
                     else line_fragment(*_line_fields(intent, decision))
                 )
                 log.record_fragment(decision_id, fragment, stamp)
-        return decision, decision_id, state, entry
+        return decision_id
 
     @staticmethod
     def _rendered(entry: _Entry, intent: OrderIntent) -> _Rendered:

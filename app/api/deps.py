@@ -13,7 +13,7 @@ from app.api.decider import Decider
 from app.api.security import Principal, Scope, TokenAuth
 from app.events.bus import EventBus
 from app.metrics import Metrics
-from app.state.killswitch import KillSwitchStore
+from app.state.ports import FleetStatus, KillSwitches, LimitChanges
 from app.state.store import StateStore
 
 
@@ -26,9 +26,13 @@ class Services:
     dead_pollers: Callable[[], list[str]]
     public_health: bool
     public_metrics: bool
-    kill_switches: KillSwitchStore
+    kill_switches: KillSwitches
     events: EventBus
     sse_keepalive_s: float = 15.0
+    #: Fleet mode: run-time limit changes go through the shared store (None: embedded).
+    limit_changes: LimitChanges | None = None
+    #: Fleet mode: role and readiness for ``/readyz`` (None: embedded).
+    fleet: FleetStatus | None = None
 
 
 # Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in the threadpool,

@@ -339,6 +339,7 @@ class FastCanTrade:
             principal is None
             or AuthScope.DECIDE not in principal.scopes
             or services.store.get(intent.account) is None
+            or services.decider.needs_shared_rate(intent)  # fleet: a Redis round trip
         ):
             return False
         await self._answerer.answer(send, started, services.decider.decide_json, intent, key)
@@ -380,7 +381,10 @@ class FastBatch:
                 break
         parsed = self._orders.parse(b"".join(chunks))
         store = services.store
-        if parsed is None or any(store.get(i.account) is None for i, _key in parsed):
+        needs_shared = services.decider.needs_shared_rate
+        if parsed is None or any(
+            store.get(i.account) is None or needs_shared(i) for i, _key in parsed
+        ):
             return _replay(received, receive)
         decide_many = services.decider.decide_json_many
         await self._answerer.answer(

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from app.api.responses import error_body
 from app.api.security import AuthError
+from app.errors import SharedStateUnavailable
 from app.state.store import UnknownAccount
 
 log = structlog.get_logger("app.api")
@@ -69,6 +70,12 @@ async def _http(_: Request, exc: Exception) -> Response:
     )
 
 
+async def _shared_unavailable(_: Request, exc: Exception) -> Response:
+    return error_body(
+        503, "SHARED_STATE_UNAVAILABLE", str(exc) or "fleet store unavailable; nothing changed"
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error", path=request.url.path, error_type=type(exc).__name__)
     return error_body(500, "INTERNAL_ERROR", "internal error; see the guard's log")
@@ -79,4 +86,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnknownAccount, _unknown_account)
     app.add_exception_handler(AuthError, _auth)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(SharedStateUnavailable, _shared_unavailable)
     app.add_exception_handler(Exception, _unexpected)

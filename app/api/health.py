@@ -39,9 +39,18 @@ async def healthz(services: ServicesDep, authorization: AuthHeader = None) -> JS
 async def readyz(services: ServicesDep, authorization: AuthHeader = None) -> JSONBody:
     if not services.public_health:
         services.auth.require(authorization, Scope.READ)
+    fleet = services.fleet
+    if fleet is not None and not fleet.answers:  # a refresher: no account state of its own
+        ready = fleet.ready()
+        body = {"ready": ready, "fleet": fleet.readiness()}
+        return JSONBody(body, status_code=200 if ready else 503)
     accounts = _freshness_by_account(services)
     ready = all(v["fresh"] and v["poller_alive"] for v in accounts.values())
-    return JSONBody({"ready": ready, "accounts": accounts}, status_code=200 if ready else 503)
+    body = {"ready": ready, "accounts": accounts}
+    if fleet is not None:
+        ready = ready and fleet.ready()
+        body = {"ready": ready, "accounts": accounts, "fleet": fleet.readiness()}
+    return JSONBody(body, status_code=200 if ready else 503)
 
 
 @router.get(
@@ -53,7 +62,8 @@ async def readyz(services: ServicesDep, authorization: AuthHeader = None) -> JSO
 async def metrics(services: ServicesDep, authorization: AuthHeader = None) -> Response:
     if not services.public_metrics:
         services.auth.require(authorization, Scope.READ)
-    _freshness_by_account(services)  # brings the data_fresh gauges up to date
+    if services.fleet is None or services.fleet.answers:
+        _freshness_by_account(services)  # brings the data_fresh gauges up to date
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -3,6 +3,7 @@
 ::
 
     pretrade-guard                      serve (the container's CMD; same as `serve`)
+    pretrade-guard --role api           serve one fleet role (fleet mode; overrides fleet.role)
     pretrade-guard check-config [FILE]  validate a config as a start would; print what it holds
     pretrade-guard reset-kill-switches  start over with no kill switches after a lost database
     pretrade-guard admin ...            talk to a running guard's admin API
@@ -13,6 +14,7 @@ in ``--help`` of each command and in docs/operator-guide.md.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -22,6 +24,7 @@ import click
 from app.cli.admin import admin
 from app.cli.check_config import check_config
 from app.cli.reset import reset_kill_switches
+from app.fleet.model import FleetRole
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -33,13 +36,30 @@ def _version() -> str:
         return "0.0.0+source"
 
 
+_role_option = click.option(
+    "--role",
+    type=click.Choice([role.value for role in FleetRole]),
+    default=None,
+    help="Fleet mode (fleet.redis_url set): all (poll and answer), api (answer only) or "
+    "refresher (poll and publish only). Overrides fleet.role.",
+)
+
+
+def _set_role(role: str | None) -> None:
+    # Through the environment, the highest-priority settings source: the one place that
+    # reads settings (app.main) sees it like any other override.
+    if role is not None:
+        os.environ["PRETRADE_GUARD_FLEET__ROLE"] = role
+
+
 def build_cli(serve: Callable[[], None]) -> click.Group:
     """The command group; ``serve`` runs when no sub-command is given."""
 
     @click.group(invoke_without_command=True, context_settings=CONTEXT)
     @click.version_option(_version(), prog_name="pretrade-guard")
+    @_role_option
     @click.pass_context
-    def cli(ctx: click.Context) -> None:
+    def cli(ctx: click.Context, role: str | None) -> None:
         """Pre-trade guard: answers "may this account place this order now, and if not, why?".
 
         With no command, serve: read the configuration (the YAML file named by
@@ -47,12 +67,15 @@ def build_cli(serve: Callable[[], None]) -> click.Group:
         until SIGTERM. A configuration error, no accounts, or a kill-switch database that
         lost switches stop the start with exit 2 and a message saying why.
         """
+        _set_role(role)
         if ctx.invoked_subcommand is None:
             serve()
 
     @cli.command("serve", context_settings=CONTEXT)
-    def serve_command() -> None:
+    @_role_option
+    def serve_command(role: str | None) -> None:
         """Serve (what `pretrade-guard` with no command does)."""
+        _set_role(role)
         serve()
 
     cli.add_command(check_config)

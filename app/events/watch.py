@@ -17,7 +17,8 @@ from app.domain import AccountState, Instant, Policy
 from app.events.bus import EventBus
 from app.events.diff import diff, freshness_data, is_fresh
 from app.events.model import Event, EventType
-from app.state.killswitch import KillSwitchChange, KillSwitchStore, switch_dict
+from app.state.killswitch import KillSwitchChange, switch_dict
+from app.state.ports import KillSwitches
 from app.state.store import StateStore
 
 log = structlog.get_logger("app.events")
@@ -65,7 +66,7 @@ class Watcher:
         store: StateStore,
         policy_for: PolicyFor,
         bus: EventBus,
-        kill_switches: KillSwitchStore,
+        kill_switches: KillSwitches,
         *,
         interval_s: float = 0.5,
         clock: Callable[[], Instant] = Instant.now,

@@ -90,12 +90,33 @@ class Refresher:
 
     def __init__(self, pollers: Iterable[AccountPoller | MarketPoller]) -> None:
         self.pollers = list(pollers)
+        self._by_account = {poller.account: poller for poller in self.pollers}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         for poller in self.pollers:
-            task = asyncio.create_task(poller.run(), name=f"poller:{poller.account}")
-            self._tasks[poller.account] = task
+            self.start_account(poller.account)
+
+    def start_account(self, account: str) -> None:
+        """Start polling one account (fleet mode: its lease was acquired); idempotent."""
+        task = self._tasks.get(account)
+        if task is not None and not task.done():
+            return
+        poller = self._by_account[account]
+        self._tasks[account] = asyncio.create_task(poller.run(), name=f"poller:{account}")
+
+    def stop_account(self, account: str) -> None:
+        """Stop polling one account at once (fleet mode: its lease is gone). The task is
+        cancelled now and awaited by ``stop``."""
+        task = self._tasks.pop(account, None)
+        if task is not None:
+            task.cancel()
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
+    def polling(self) -> list[str]:
+        return [name for name, task in self._tasks.items() if not task.done()]
 
     def dead_pollers(self) -> list[str]:
         """Accounts whose poller task has ended (it never should while running)."""
@@ -104,6 +125,7 @@ class Refresher:
     async def stop(self) -> None:
         for task in self._tasks.values():
             task.cancel()
+        await asyncio.gather(*self._stopping, return_exceptions=True)
         results = await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         for name, result in zip(self._tasks, results, strict=True):
             if isinstance(result, Exception):

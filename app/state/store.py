@@ -101,6 +101,27 @@ class StateStore:
             **{field: error},
         )
 
+    def put_all(
+        self,
+        account: str,
+        *,
+        status: Observed[AccountStatus] | None,
+        snapshot: Observed[AccountSnapshot] | None,
+        last_error: str | None,
+        last_error_kind: str | None,
+        consecutive_failures: int,
+    ) -> AccountState:
+        """Replace the account's state whole (fleet mode: a state published by the refresher
+        that polls the account, applied by every api process)."""
+        return self._replace(
+            account,
+            status=status,
+            snapshot=snapshot,
+            last_error=last_error,
+            last_error_kind=last_error_kind,
+            consecutive_failures=consecutive_failures,
+        )
+
     def _require(self, account: str) -> AccountState:
         try:
             return self._states[account]

@@ -1,0 +1,296 @@
+"""Refresh results through Redis: fenced publication, and every api process applying them.
+
+Publication (refresher side): every change of the refresher's own store (a status, a
+snapshot, a failure) is written by one script that refuses it unless the writer's fencing
+token is still the account's latest and the (fence, sequence) is newer than what is stored;
+it then replaces the account's latest-state hash (``state:{acct}``: the whole state, never a
+part) and appends it to the fan-out stream (trimmed to about ``maxlen`` entries).
+
+Application (api side): ``StateFeed`` tails the stream with ``XREAD``; at start, after any
+error, and every ``resync_s`` it re-reads every account's latest-state hash, so a replica
+that missed entries (a reconnect, a trimmed stream) recovers from whole stored states. An
+entry not newer than what was applied (by fence, then sequence) is dropped. Ages come from
+the wall time each part was received from the exchange, carried with it, so every replica
+reports the same age; a replica whose feed stops sees the ages grow into ``STALE_DATA``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from app.domain import AccountState, Instant, Observed
+from app.fleet.codec import Part, PublishedState, decode_state, encode_state
+from app.fleet.connection import REDIS_ERRORS, RedisLink
+from app.fleet.model import Keys
+from app.metrics import Metrics
+from app.state.store import StateStore
+
+log = structlog.get_logger("app.fleet")
+
+# KEYS: fence counter, state hash, stream; ARGV: fence, seq, payload, maxlen, account.
+_PUBLISH = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local fence = tonumber(ARGV[1])
+local seq = tonumber(ARGV[2])
+if fence < cur then return -1 end
+local sf = tonumber(redis.call('HGET', KEYS[2], 'fence') or '0')
+local ss = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+if fence < sf or (fence == sf and seq <= ss) then return 0 end
+redis.call('HSET', KEYS[2], 'fence', ARGV[1], 'seq', ARGV[2], 'payload', ARGV[3])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*',
+           'a', ARGV[5], 'f', ARGV[1], 's', ARGV[2], 'p', ARGV[3])
+return 1
+"""
+
+
+def wall_now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def published(state: AccountState, now_ms: int) -> PublishedState:
+    """What a refresher publishes of its store's state."""
+    status = state.status
+    snapshot = state.snapshot
+    return PublishedState(
+        account=state.account,
+        status=None if status is None else Part(status.value, status.received_wall_ms),
+        snapshot=None if snapshot is None else Part(snapshot.value, snapshot.received_wall_ms),
+        last_error=state.last_error,
+        last_error_kind=state.last_error_kind,
+        consecutive_failures=state.consecutive_failures,
+        published_wall_ms=now_ms,
+    )
+
+
+def apply_published(store: StateStore, state: PublishedState, now: Instant) -> AccountState:
+    """Put a published state into ``store``: each part replaced only by a newer one (by its
+    receive wall time), with its monotonic receive time derived from that wall time."""
+    current = store.get(state.account)
+    if current is None:
+        raise KeyError(state.account)
+
+    def observed(part: Part[Any] | None, mine: Observed[Any] | None) -> Observed[Any] | None:
+        if part is None:
+            return mine
+        if mine is not None and mine.received_wall_ms >= part.received_wall_ms:
+            return mine
+        age_s = max(0, now.wall_ms - part.received_wall_ms) / 1000
+        return Observed(part.value, now.mono - age_s, part.received_wall_ms)
+
+    return store.put_all(
+        state.account,
+        status=observed(state.status, current.status),
+        snapshot=observed(state.snapshot, current.snapshot),
+        last_error=state.last_error,
+        last_error_kind=state.last_error_kind,
+        consecutive_failures=state.consecutive_failures,
+    )
+
+
+class StatePublisher:
+    """Publishes every change of the refresher's store, fenced by its lease's token.
+
+    A store listener marks the account dirty (cheap, never raises); one task publishes the
+    latest state of each dirty account, so a slow Redis coalesces updates instead of queueing
+    them (bounded by the number of accounts)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        link: RedisLink,
+        metrics: Metrics,
+        store: StateStore,
+        fence: Callable[[str], int | None],
+        *,
+        maxlen: int,
+    ) -> None:
+        self._keys = keys
+        self._link = link
+        self._metrics = metrics
+        self._store = store
+        self._fence = fence
+        self._maxlen = maxlen
+        self._script = redis.register_script(_PUBLISH)
+        self._dirty: dict[str, None] = {}
+        self._wake = asyncio.Event()
+        self._outcomes = {o: metrics.fleet_published.labels(o) for o in ("ok", "fenced", "error")}
+
+    def __call__(self, _old: AccountState, new: AccountState) -> None:
+        self._dirty[new.account] = None
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._dirty:
+                account = next(iter(self._dirty))
+                del self._dirty[account]
+                try:
+                    await self.publish(account)
+                except REDIS_ERRORS as exc:
+                    self._outcomes["error"].inc()
+                    self._link.error("publish", exc)
+                    self._dirty[account] = None
+                    await asyncio.sleep(0.2)
+
+    async def publish(self, account: str) -> bool:
+        fence = self._fence(account)
+        state = self._store.get(account)
+        if fence is None or state is None:
+            return False  # not (or no longer) ours to publish
+        payload = encode_state(published(state, wall_now_ms()))
+        k = self._keys
+        result = int(
+            await self._script(
+                keys=[k.fence(account), k.state(account), k.state_stream],
+                args=[fence, state.version, payload, self._maxlen, account],
+            )
+        )
+        self._link.ok()
+        self._outcomes["ok" if result == 1 else "fenced"].inc()
+        return result == 1
+
+
+class StateFeed:
+    """Applies every published state to this process's store."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        link: RedisLink,
+        metrics: Metrics,
+        store: StateStore,
+        accounts: Sequence[str],
+        *,
+        resync_s: float,
+        block_s: float = 1.0,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._link = link
+        self._metrics = metrics
+        self._store = store
+        self._accounts = list(accounts)
+        self.resync_s = resync_s
+        self._block_ms = max(1, round(min(block_s, resync_s) * 1000))
+        #: (fence, seq) last applied per account.
+        self._seen: dict[str, tuple[int, int]] = {}
+        self.synced = False
+        self._lag = metrics.fleet_apply_lag
+        self._outcomes = {o: metrics.fleet_applied.labels(o) for o in ("ok", "old", "invalid")}
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except REDIS_ERRORS as exc:
+                self._link.error("feed", exc)
+                await asyncio.sleep(0.2)
+
+    async def _follow(self) -> None:
+        last_id = await self.resync()
+        next_resync = time.monotonic() + self.resync_s
+        stream = self._keys.state_stream
+        while True:
+            reply = await self._redis.xread({stream: last_id}, count=500, block=self._block_ms)
+            self._link.ok()
+            for _name, entries in _streams(reply):
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    self._entry(fields)
+            if time.monotonic() >= next_resync:
+                await self._read_all()
+                next_resync = time.monotonic() + self.resync_s
+
+    async def resync(self) -> Any:
+        """Every account's stored latest state; returns the stream id to follow from (read
+        first, so nothing published meanwhile is skipped)."""
+        newest = await self._redis.xrevrange(self._keys.state_stream, count=1)
+        last_id: Any = newest[0][0] if newest else b"0-0"
+        await self._read_all()
+        self.synced = True
+        return last_id
+
+    async def _read_all(self) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for account in self._accounts:
+                pipe.hmget(self._keys.state(account), ["fence", "seq", "payload"])
+            replies = await pipe.execute()
+        self._link.ok()
+        for account, (fence, seq, payload) in zip(self._accounts, replies, strict=True):
+            if payload is not None:
+                self.apply(account, int(fence), int(seq), payload)
+
+    def _entry(self, fields: dict[Any, Any]) -> None:
+        try:
+            account = _text(fields[b"a"])
+            fence, seq = int(fields[b"f"]), int(fields[b"s"])
+            payload = fields[b"p"]
+        except (KeyError, ValueError):
+            self._outcomes["invalid"].inc()
+            return
+        self.apply(account, fence, seq, payload)
+
+    def apply(self, account: str, fence: int, seq: int, payload: bytes) -> bool:
+        if self._store.get(account) is None:
+            return False  # an account this guard does not guard
+        seen = self._seen.get(account)
+        if seen is not None and (fence, seq) <= seen:
+            self._outcomes["old"].inc()
+            return False
+        try:
+            state = decode_state(payload)
+        except ValueError as exc:
+            self._outcomes["invalid"].inc()
+            log.error("unreadable published state", account=account, error=str(exc))
+            return False
+        if state.account != account:
+            self._outcomes["invalid"].inc()
+            return False
+        now = Instant.now()
+        apply_published(self._store, state, now)
+        self._seen[account] = (fence, seq)
+        self._outcomes["ok"].inc()
+        self._lag.observe(max(0, now.wall_ms - state.published_wall_ms) / 1000)
+        return True
+
+
+async def read_latest(redis: Redis, keys: Keys, account: str) -> PublishedState | None:
+    """The stored latest state of one account (a new lease holder starts from it)."""
+    payload = await redis.hget(keys.state(account), "payload")
+    if payload is None:
+        return None
+    try:
+        return decode_state(payload)
+    except ValueError:
+        return None
+
+
+def _streams(reply: Any) -> list[tuple[Any, list[tuple[Any, dict[Any, Any]]]]]:
+    """XREAD's reply as ``[(stream, [(id, fields)])]`` (a RESP2 list or a RESP3 map)."""
+    if not reply:
+        return []
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    out = []
+    for name, entries in pairs:
+        rows = []
+        for entry in entries:
+            entry_id, fields = entry[0], entry[1]
+            if not isinstance(fields, dict):
+                fields = dict(zip(fields[::2], fields[1::2], strict=True))
+            rows.append((entry_id, fields))
+        out.append((name, rows))
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
