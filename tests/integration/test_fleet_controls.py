@@ -25,13 +25,20 @@ ORDER = {
 
 pytestmark = pytest.mark.integration
 
+#: Data freshness is not the subject here; a loaded CI machine must not turn it stale.
+RELAXED = {"max_status_age_s": 10.0, "max_snapshot_age_s": 10.0}
+
 
 def _two_replicas(
     start_guard: StartGuard, sim: SimulatorProcess, redis: RedisServer, **fleet: Any
 ) -> tuple[Any, Any]:
     accounts = {"alpha": account_entry(sim, HEALTHY)}
-    a = start_guard(accounts, extra=fleet_extra(redis.url, **fleet), wait_ready=True)
-    b = start_guard(accounts, extra=fleet_extra(redis.url, **fleet), wait_ready=True)
+    a = start_guard(
+        accounts, extra=fleet_extra(redis.url, **fleet), policy=RELAXED, wait_ready=True
+    )
+    b = start_guard(
+        accounts, extra=fleet_extra(redis.url, **fleet), policy=RELAXED, wait_ready=True
+    )
     return a, b
 
 

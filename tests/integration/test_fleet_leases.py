@@ -20,8 +20,8 @@ from tests.support.sim_scenarios import HEALTHY, RESTRICTED, THIN_MARGIN
 pytestmark = pytest.mark.integration
 
 #: Lease TTL 1 s, status every 0.2 s: an account's data may age by about TTL + one poll on a
-#: failover; the margin above that is for a loaded CI machine.
-POLICY = {"max_status_age_s": 3.0, "max_snapshot_age_s": 3.5}
+#: failover; the margin above that (4 s) is for a loaded CI machine.
+POLICY = {"max_status_age_s": 5.0, "max_snapshot_age_s": 5.5}
 
 
 def _accounts(sim: SimulatorProcess) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def test_redis_down_past_the_grace_api_replicas_poll_locally_then_converge(
             what="fallback polling",
         )
         body = decide_until(bot, {"account": "alpha"}, lambda b: b["allowed"])
-        assert body["status_age_ms"] < 3000
+        assert body["status_age_ms"] < 5000
         assert api.metric("pretrade_guard_fleet_fallback_polling") == 1.0
         # The refresher stopped polling: it holds no lease it cannot renew.
         wait_until(lambda: _leases(refresher) == [], timeout=10, what="refresher idle")

@@ -18,6 +18,8 @@ from tests.support.sim_scenarios import HEALTHY, THIN_MARGIN
 pytestmark = pytest.mark.integration
 
 LIMIT = 5
+#: Data freshness is not the subject here; a loaded CI machine must not turn it stale.
+RELAXED = {"max_status_age_s": 10.0, "max_snapshot_age_s": 10.0}
 ORDER = {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001", "price": "100"}
 
 
@@ -30,7 +32,10 @@ def _replicas(
         ),
         "charlie": account_entry(sim, THIN_MARGIN),
     }
-    return [start_guard(accounts, extra=fleet_extra(redis.url), wait_ready=True) for _ in range(n)]
+    return [
+        start_guard(accounts, extra=fleet_extra(redis.url), policy=RELAXED, wait_ready=True)
+        for _ in range(n)
+    ]
 
 
 def _order(guard: GuardProcess, account: str = "alpha") -> dict[str, Any]:
@@ -52,9 +57,9 @@ def test_concurrent_bursts_at_three_replicas_allow_exactly_the_limit(
     with ThreadPoolExecutor(max_workers=12) as pool:
         answers = list(pool.map(_order, [guards[i % 3] for i in range(36)]))
     allowed = [a for a in answers if a["allowed"]]
-    assert len(allowed) == LIMIT
+    assert len(allowed) == LIMIT, [(codes(a), a["reasons"][:1]) for a in answers][:4]
     denied = [a for a in answers if not a["allowed"]]
-    assert all(codes(a) == ["ORDER_RATE_LIMIT"] for a in denied)
+    assert all(codes(a) == ["ORDER_RATE_LIMIT"] for a in denied), [codes(a) for a in denied]
     assert all(a["reasons"][0]["observed"] == str(LIMIT) for a in denied)
 
 
