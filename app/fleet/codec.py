@@ -24,6 +24,7 @@ from app.domain import (
     KillSwitch,
     KillSwitchMode,
     KillSwitchScope,
+    RefreshError,
 )
 
 T = TypeVar("T")
@@ -49,6 +50,9 @@ class PublishedState:
     consecutive_failures: int
     #: Wall time (ms) of publication, for the publish-to-apply lag.
     published_wall_ms: int
+    #: Each kind of refresh's failures since its last success.
+    status_error: RefreshError | None = None
+    snapshot_error: RefreshError | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -158,6 +162,8 @@ def encode_state(state: PublishedState) -> bytes:
             "last_error_kind": state.last_error_kind,
             "consecutive_failures": state.consecutive_failures,
             "published_wall_ms": state.published_wall_ms,
+            "status_error": _plain(state.status_error),
+            "snapshot_error": _plain(state.snapshot_error),
         }
     )
 
@@ -186,6 +192,8 @@ def decode_state(payload: bytes | str) -> PublishedState:
         last_error_kind=kind,
         consecutive_failures=failures,
         published_wall_ms=published,
+        status_error=_typed(RefreshError | None, raw.get("status_error"), "status_error"),
+        snapshot_error=_typed(RefreshError | None, raw.get("snapshot_error"), "snapshot_error"),
     )
 
 

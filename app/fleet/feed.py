@@ -65,6 +65,8 @@ def published(state: AccountState, now_ms: int) -> PublishedState:
         last_error_kind=state.last_error_kind,
         consecutive_failures=state.consecutive_failures,
         published_wall_ms=now_ms,
+        status_error=state.status_error,
+        snapshot_error=state.snapshot_error,
     )
 
 
@@ -90,6 +92,8 @@ def apply_published(store: StateStore, state: PublishedState, now: Instant) -> A
         last_error=state.last_error,
         last_error_kind=state.last_error_kind,
         consecutive_failures=state.consecutive_failures,
+        status_error=state.status_error,
+        snapshot_error=state.snapshot_error,
     )
 
 

@@ -110,6 +110,8 @@ class StateStore:
         last_error: str | None,
         last_error_kind: str | None,
         consecutive_failures: int,
+        status_error: RefreshError | None = None,
+        snapshot_error: RefreshError | None = None,
     ) -> AccountState:
         """Replace the account's state whole (fleet mode: a state published by the refresher
         that polls the account, applied by every api process)."""
@@ -120,6 +122,8 @@ class StateStore:
             last_error=last_error,
             last_error_kind=last_error_kind,
             consecutive_failures=consecutive_failures,
+            status_error=status_error,
+            snapshot_error=snapshot_error,
         )
 
     def _require(self, account: str) -> AccountState:

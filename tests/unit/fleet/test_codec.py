@@ -16,6 +16,7 @@ from app.domain import (
     Position,
     PositionSide,
     QuantIndicator,
+    RefreshError,
 )
 from app.fleet.codec import (
     Part,
@@ -51,6 +52,7 @@ def test_state_round_trip_keeps_decimals_exact() -> None:
         "timeout",
         2,
         1_700_000_001_000,
+        snapshot_error=RefreshError("snapshot: timeout", "timeout", 2),
     )
     decoded = decode_state(encode_state(state))
     assert decoded == state
