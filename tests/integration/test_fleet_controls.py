@@ -115,6 +115,8 @@ def test_an_engaged_switch_survives_a_redis_sigkill_and_restart_without_guard_re
 ) -> None:
     a, b = _two_replicas(start_guard, shared_simulator, redis_server)
     assert engage(a, scope="global").status_code == 201
+    with b.client() as bot_b:  # in force on B (propagated) before Redis dies
+        decide_until(bot_b, ORDER, lambda body: not body["allowed"], timeout=5)
     redis_server.kill()
     redis_server.start()  # same port, replays the AOF
     with b.client() as bot_b:
