@@ -145,13 +145,23 @@ def decimals(value: Decimal) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
+def too_precise(value: Decimal, precision: int | None) -> bool:
+    """More decimals than ``precision`` (Binance -1111); cheap when written with fewer."""
+    if precision is None:
+        return False
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or -exponent <= precision:
+        return False  # trailing zeros can only lower the count
+    return decimals(value) > precision
+
+
 def _price_reasons(
     field: str, value: Decimal, bounds: Bounds, side: OrderSide | None, precision: int | None
 ) -> tuple[Reason, ...]:
     key = "stop_price" if field == "stop price" else "price"
-    shown = show(value)
     low, high = bounds.minimum, bounds.maximum
     if low is not None and value < low:
+        shown = show(value)
         return (
             Reason(
                 ReasonCode.PRICE_OUT_OF_RANGE,
@@ -162,6 +172,7 @@ def _price_reasons(
             ),
         )
     if high is not None and value > high:
+        shown = show(value)
         top = high if bounds.step is None else to_step(high, low, bounds.step, up=False)
         return (
             Reason(
@@ -172,9 +183,8 @@ def _price_reasons(
                 suggestion=_suggest(key, top),
             ),
         )
-    if not on_step(value, low, bounds.step) or (
-        precision is not None and decimals(value) > precision
-    ):
+    if not on_step(value, low, bounds.step) or too_precise(value, precision):
+        shown = show(value)
         near = _passive(value, bounds, side)
         if low is not None and near < low:
             near = low
@@ -226,9 +236,9 @@ def check_quantity(facts: Facts) -> tuple[Reason, ...]:
     if rules is None or quantity is None:
         return _NONE
     bounds, name = quantity_bounds(facts, rules)
-    shown = show(quantity)
     low, high, step = bounds.minimum, bounds.maximum, bounds.step
     if low is not None and quantity < low:
+        shown = show(quantity)
         return (
             Reason(
                 ReasonCode.QUANTITY_OUT_OF_RANGE,
@@ -239,6 +249,7 @@ def check_quantity(facts: Facts) -> tuple[Reason, ...]:
             ),
         )
     if high is not None and quantity > high:
+        shown = show(quantity)
         top = high if step is None else to_step(high, low, step, up=False)
         return (
             Reason(
@@ -250,9 +261,8 @@ def check_quantity(facts: Facts) -> tuple[Reason, ...]:
             ),
         )
     precision = rules.quantity_precision
-    if (step is not None and not on_step(quantity, low, step)) or (
-        precision is not None and decimals(quantity) > precision
-    ):
+    if (step is not None and not on_step(quantity, low, step)) or too_precise(quantity, precision):
+        shown = show(quantity)
         near = quantity if step is None else to_step(quantity, low, step, up=False)
         return (
             Reason(
