@@ -216,7 +216,7 @@ class _FleetParts:
         self.where = safe_url(fleet.redis_url)
         self.redis = connect(fleet.redis_url, fleet.password(), timeout_s=fleet.redis_timeout_s)
         self.keys = Keys(fleet.namespace)
-        self.link = RedisLink(self.redis, metrics)
+        self.link = RedisLink(self.redis, metrics, role=fleet.role.value)
         deny = fleet.on_redis_loss is RedisLossMode.DENY
         self.controls = FleetControls(
             self.redis,

@@ -277,7 +277,9 @@ class Metrics:
         # ------------------------------------------------------------ fleet mode
         self.fleet_redis_up = Gauge(
             "pretrade_guard_fleet_redis_up",
-            "1 while this process reaches the fleet's Redis (fleet mode only).",
+            "1 while this process reaches the fleet's Redis (fleet mode only: no series in "
+            "embedded mode), by fleet role.",
+            ["role"],
             registry=registry,
         )
         self.fleet_redis_errors = Counter(
@@ -304,7 +306,9 @@ class Metrics:
         )
         self.fleet_live_refreshers = Gauge(
             "pretrade_guard_fleet_live_refreshers",
-            "Refreshers with a live heartbeat, as this process last saw.",
+            "Refreshers with a live heartbeat, as this process last saw (fleet mode only), by "
+            "this process's role.",
+            ["role"],
             registry=registry,
         )
         self.fleet_published = Counter(

@@ -84,6 +84,7 @@ class RedisLink:
         redis: Redis,
         metrics: Metrics,
         *,
+        role: str = "all",
         interval_s: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -92,11 +93,15 @@ class RedisLink:
         self.interval_s = interval_s
         self._monotonic = monotonic
         self.up = False
+        self._was_up = False
         #: Monotonic time since which Redis is unreachable (start counts as unreachable).
         self.down_since: float | None = monotonic()
         self._listeners: list[Callable[[bool], None]] = []
         self._changed = asyncio.Event()
-        metrics.fleet_redis_up.set(0)
+        #: This process's fleet role (the label of its fleet gauges).
+        self.role = role
+        self._up_gauge = metrics.fleet_redis_up.labels(role)
+        self._up_gauge.set(0)
 
     def on_change(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(up)`` whenever the link goes up or down."""
@@ -119,10 +124,11 @@ class RedisLink:
 
     def _set(self, up: bool) -> None:
         self.up = up
-        self._metrics.fleet_redis_up.set(1 if up else 0)
+        self._up_gauge.set(1 if up else 0)
         if up:
-            if self.down_since is not None:
+            if self._was_up:  # the first connection is not a reconnect
                 self._metrics.fleet_redis_reconnects.inc()
+            self._was_up = True
             self.down_since = None
             log.info("redis reachable")
         else:

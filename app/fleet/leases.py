@@ -165,7 +165,7 @@ class LeaseManager:
         self.live = max(1, await self._live.beat(self.member, self._ttl_ms))
         self.registered = True
         self._link.ok()
-        self._metrics.fleet_live_refreshers.set(self.live)
+        self._metrics.fleet_live_refreshers.labels(self._link.role).set(self.live)
         for account, lease in list(self.held.items()):
             started = self._monotonic()
             renewed = await self._renew(

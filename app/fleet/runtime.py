@@ -142,7 +142,7 @@ class FleetRuntime:
             except REDIS_ERRORS as exc:
                 self.link.error("watch", exc)
             else:
-                self._metrics.fleet_live_refreshers.set(live)
+                self._metrics.fleet_live_refreshers.labels(self.link.role).set(live)
                 if live > 0:
                     self._no_refresher_since = None
                 elif self._no_refresher_since is None:
