@@ -1,0 +1,125 @@
+"""Fleet mode: how long a kill switch engaged on replica A takes to deny on replica B, and how
+long a dead lease holder's account takes to be polled again (failover).
+
+    .venv/bin/python -m bench.fleet_propagation [--rounds 50]
+
+Starts a private redis-server (AOF, appendfsync always), the simulator and two guards in fleet
+mode (role ``all``) on loopback. Each round engages a global HALT on A through the admin API
+and polls ``GET /can-trade`` on B in a tight loop until it denies; the time from sending the
+engage to B's first denial is the propagation time (it includes the engage's own round trip,
+so it is an upper bound). The switch is then released on B and the same is measured on A.
+Failover: SIGKILL of the process holding an account's lease, then the time until the other
+reports holding it (``/readyz``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.fleet import fleet_extra
+from tests.support.guard import ADMIN_TOKEN, BOT_TOKEN, GuardProcess, guard_config, wait_until
+from tests.support.guard_fixtures import account_entry
+from tests.support.processes import SimulatorProcess, free_port
+from tests.support.redis_server import RedisServer
+from tests.support.sim_scenarios import BASIC_SCENARIO, HEALTHY
+
+POLICY = {"max_status_age_s": 10.0, "max_snapshot_age_s": 10.0}
+
+
+def _ready(guard: GuardProcess) -> bool:
+    return httpx.get(f"{guard.base_url}/readyz", timeout=2).status_code == 200
+
+
+def _until(bot: httpx.Client, allowed: bool) -> float:
+    while True:
+        body = bot.get("/can-trade", params={"account": "alpha"}).json()
+        if body["allowed"] is allowed:
+            return time.perf_counter()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        redis = RedisServer(work / "redis").start()
+        sim = SimulatorProcess(BASIC_SCENARIO, log_path=work / "sim.log").start()
+        guards: list[GuardProcess] = []
+        try:
+            accounts = {"alpha": account_entry(sim, HEALTHY)}
+            for _ in range(2):
+                config = guard_config(
+                    accounts, port=free_port(), policy=POLICY, extra=fleet_extra(redis.url)
+                )
+                guards.append(GuardProcess(config, work).start())
+            wait_until(lambda: all(_ready(g) for g in guards), timeout=30, what="ready")
+            samples: list[float] = []
+            with (
+                guards[0].client(ADMIN_TOKEN) as admin_a,
+                guards[1].client(ADMIN_TOKEN) as admin_b,
+                guards[0].client(BOT_TOKEN) as bot_a,
+                guards[1].client(BOT_TOKEN) as bot_b,
+            ):
+                for i in range(args.rounds):
+                    admin, bot = (admin_a, bot_b) if i % 2 == 0 else (admin_b, bot_a)
+                    _until(bot, True)
+                    started = time.perf_counter()
+                    switch = admin.post(
+                        "/admin/kill-switches",
+                        json={"scope": "global", "mode": "HALT", "actor": "b", "reason": "b"},
+                    ).json()
+                    samples.append(_until(bot, False) - started)
+                    admin.delete(
+                        f"/admin/kill-switches/{switch['id']}",
+                        params={"actor": "b", "reason": "b"},
+                    )
+            ms = [s * 1000 for s in samples]
+            sys.stdout.write(
+                f"switch propagation between replicas over {len(ms)} rounds: "
+                f"p50 {statistics.median(ms):.1f} ms, p99 {_percentile(ms, 0.99):.1f} ms, "
+                f"max {max(ms):.1f} ms\n"
+            )
+            holder = next(
+                g
+                for g in guards
+                if "alpha" in httpx.get(f"{g.base_url}/readyz").json()["fleet"]["leases"]
+            )
+            other = guards[1] if holder is guards[0] else guards[0]
+            assert holder.proc is not None
+            started = time.perf_counter()
+            holder.proc.kill()
+            holder.proc.wait()
+            holder.proc = None
+            wait_until(
+                lambda: "alpha" in httpx.get(f"{other.base_url}/readyz").json()["fleet"]["leases"],
+                timeout=30,
+                what="takeover",
+                interval=0.01,
+            )
+            sys.stdout.write(
+                f"failover (SIGKILL of the lease holder, lease TTL "
+                f"{fleet_extra(redis.url)['fleet']['lease_ttl_s']} s): another replica holds "
+                f"the lease after {(time.perf_counter() - started) * 1000:.0f} ms\n"
+            )
+        finally:
+            for guard in guards:
+                guard.stop()
+            sim.close()
+            redis.stop()
+
+
+if __name__ == "__main__":
+    main()
