@@ -136,3 +136,40 @@ def test_an_engaged_switch_survives_a_redis_sigkill_and_restart_without_guard_re
 
         wait_until(listed, timeout=10, what="replica B back on redis")
         assert len(switch_ids) == 1
+
+
+def test_an_older_switch_set_restored_in_redis_never_re_enables_trading(
+    start_guard: StartGuard, shared_simulator: SimulatorProcess, redis_server: RedisServer
+) -> None:
+    """A failover to a replica that had not received the engage (simulated: the switch and
+    the version vanish from Redis, no release recorded): the replicas keep denying and write
+    the switch back."""
+    import redis as redis_py
+
+    a, b = _two_replicas(start_guard, shared_simulator, redis_server)
+    engaged = engage(a, scope="account", account="alpha")
+    assert engaged.status_code == 201
+    switch_id = engaged.json()["id"]
+    with b.client() as bot_b:
+        decide_until(bot_b, ORDER, lambda body: not body["allowed"], timeout=5)
+    client = redis_py.Redis.from_url(redis_server.url)
+    try:
+        client.hdel("test:controls:switches", switch_id)
+        client.set("test:controls:version", 0)
+        client.publish("test:controls:changed", 0)
+
+        def written_back() -> bool:
+            return bool(client.hexists("test:controls:switches", switch_id))
+
+        from tests.support.guard import wait_until
+
+        wait_until(written_back, timeout=10, what="the switch written back to redis")
+        assert int(client.get("test:controls:version") or 0) > 1
+    finally:
+        client.close()
+    with a.client() as bot_a, b.client() as bot_b:
+        for bot in (bot_a, bot_b):
+            assert codes(bot.get("/can-trade", params=ORDER).json()) == ["KILL_SWITCH"]
+    assert (a.metric("pretrade_guard_fleet_controls_restored_total") or 0) + (
+        b.metric("pretrade_guard_fleet_controls_restored_total") or 0
+    ) >= 1
