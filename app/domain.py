@@ -305,14 +305,12 @@ class AccountState:
     snapshot_error: RefreshError | None = None
 
     def error_message(self, refresh: str) -> str | None:
-        """The error of a ``refresh`` kind ("status" or "snapshot") that is failing; the last
-        error when no kind is tracked apart (a state not built by the store)."""
+        """The error of a ``refresh`` kind ("status" or "snapshot") while it is failing;
+        otherwise the last error of the other kind, if that one is failing (one poller runs
+        both kinds in turn: a snapshot can age while the poller keeps failing on the status).
+        Every message names its kind ("status: ...")."""
         own = self.status_error if refresh == "status" else self.snapshot_error
-        if own is not None:
-            return own.message
-        if self.status_error is None and self.snapshot_error is None:
-            return self.last_error
-        return None
+        return own.message if own is not None else self.last_error
 
 
 # --------------------------------------------------------------------------- decisions
