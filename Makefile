@@ -42,7 +42,7 @@ SHELL := bash
 .NOTPARALLEL:
 .DELETE_ON_ERROR:
 
-.PHONY: help venv run-venv system-packages run check lint fmt typecheck test openapi openapi-check \
+.PHONY: help venv run-venv system-packages run run-fleet check lint fmt typecheck test openapi openapi-check \
 	container-lint alerts-check lock image image-test up down clean distclean bench soak
 
 help: ## Show this help
@@ -89,6 +89,9 @@ system-packages: ## Install the Debian packages the checks need, or say which (S
 
 run: $(RUN_STAMP) ## Run the demo: simulator + guard on loopback, prints curl examples (Ctrl-C stops)
 	$(BIN)/python scripts/run_demo.py
+
+run-fleet: $(RUN_STAMP) ## Run a local fleet: redis-server + simulator + refresher + 2 api replicas (Ctrl-C stops)
+	$(BIN)/python scripts/run_fleet.py
 
 # --- checks -------------------------------------------------------------------------
 
