@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -28,13 +29,17 @@ from tests.support.guard import ADMIN_TOKEN, BOT_TOKEN, GuardProcess, guard_conf
 from tests.support.guard_fixtures import account_entry
 from tests.support.processes import SimulatorProcess, free_port
 from tests.support.redis_server import RedisServer
-from tests.support.sim_scenarios import BASIC_SCENARIO, HEALTHY
+from tests.support.sim_scenarios import BASIC_SCENARIO, HEALTHY, RESTRICTED, THIN_MARGIN
 
 POLICY = {"max_status_age_s": 10.0, "max_snapshot_age_s": 10.0}
 
 
 def _ready(guard: GuardProcess) -> bool:
     return httpx.get(f"{guard.base_url}/readyz", timeout=2).status_code == 200
+
+
+def _all_ready(guards: list[GuardProcess]) -> bool:
+    return all(_ready(g) for g in guards)
 
 
 def _until(bot: httpx.Client, allowed: bool) -> float:
@@ -52,7 +57,16 @@ def _percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument(
+        "--weight-seconds",
+        type=float,
+        default=0,
+        help="also count exchange requests over this many seconds: one embedded guard, then "
+        "three fleet replicas (role all) on the same accounts",
+    )
     args = parser.parse_args()
+    if args.weight_seconds > 0:
+        _weight(args.weight_seconds)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = RedisServer(work / "redis").start()
@@ -117,6 +131,40 @@ def main() -> None:
         finally:
             for guard in guards:
                 guard.stop()
+            sim.close()
+            redis.stop()
+
+
+def _weight(seconds: float) -> None:
+    """Exchange requests per second of one embedded guard versus three fleet replicas."""
+    accounts_of = [HEALTHY, RESTRICTED, THIN_MARGIN]
+    names = ["alpha", "bravo", "charlie"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        redis = RedisServer(work / "redis").start()
+        sim = SimulatorProcess(BASIC_SCENARIO, log_path=work / "sim.log").start()
+        try:
+            accounts = {n: account_entry(sim, a) for n, a in zip(names, accounts_of, strict=True)}
+            for label, extras in (("embedded guard x1", [None]), ("fleet, 3 replicas", [1, 2, 3])):
+                guards: list[GuardProcess] = []
+                for extra in extras:
+                    fleet = {} if extra is None else fleet_extra(redis.url)
+                    config = guard_config(accounts, port=free_port(), policy=POLICY, extra=fleet)
+                    guards.append(GuardProcess(config, work).start())
+                try:
+                    wait_until(partial(_all_ready, list(guards)), timeout=60, what="ready")
+                    time.sleep(2)  # leases settled
+                    sim.control.clear_requests()
+                    time.sleep(seconds)
+                    count = sim.control.request_count()
+                    sys.stdout.write(
+                        f"exchange requests, {label}: {count / seconds:.1f}/s "
+                        f"({count} in {seconds:g} s, 3 accounts)\n"
+                    )
+                finally:
+                    for guard in guards:
+                        guard.stop()
+        finally:
             sim.close()
             redis.stop()
 
