@@ -22,7 +22,7 @@ from app.cli import build_cli
 from app.config import load_settings
 from app.errors import ConfigError, DataError
 from app.logs import configure_logging
-from app.main import begin_shutdown, create_checked_app
+from app.main import begin_shutdown, create_checked_app, server_options
 
 
 class _GuardServer(uvicorn.Server):
@@ -68,7 +68,7 @@ def serve() -> None:
         host=settings.server.host,
         port=settings.server.port,
         loop="uvloop",
-        http="httptools",
+        **server_options(settings),  # httptools with a header deadline; client limits
         workers=1,
         lifespan="on",
         log_config=None,

@@ -86,6 +86,20 @@ class ServerSettings(_Model):
     #: Where the guard keeps its database (kill switches, audit log); created if missing.
     #: Mount a volume here in a container, or engaged switches do not survive a new one.
     data_dir: Path = Path("var")
+    # Limits on what a client may cost (README "Limits"): bodies, slow clients, connections.
+    #: Largest request body accepted (413 above it, before it is read). The default fits the
+    #: largest valid batch (1000 orders) with room to spare.
+    max_body_bytes: int = Field(default=1 << 20, ge=16 << 10, le=64 << 20)
+    #: Seconds a client has to send a whole request body (408 after it).
+    body_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    #: Seconds a client has to send a request's headers, from connecting or from the first
+    #: byte of the request (the connection is closed after it: slowloris).
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    #: Seconds an idle keep-alive connection stays open between requests.
+    keepalive_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    #: Open client connections at most (503 beyond); default: what the file-descriptor limit
+    #: leaves after the exchange pollers' connections and the guard's own files.
+    max_connections: int | None = Field(default=None, ge=16, le=1_000_000)
 
 
 class TokenSettings(_Model):
@@ -278,10 +292,18 @@ class EventSettings(_Model):
     watch_interval_s: float = Field(default=0.5, gt=0, le=10)
     #: Comment lines sent on an idle ``/events`` stream so proxies keep it open.
     sse_keepalive_s: float = Field(default=15.0, gt=0, le=300)
-    #: Events buffered per ``/events`` client; a client that falls further behind is dropped.
+    #: Events kept for ``/events`` clients (one log shared by all); a client that falls
+    #: further behind is dropped.
     sse_queue_size: int = Field(default=256, ge=1, le=100_000)
     #: Recent events kept for clients that reconnect with ``Last-Event-ID``.
     replay_size: int = Field(default=1000, ge=0, le=100_000)
+    #: ``/events`` clients connected at once at most (503 beyond).
+    sse_max_subscribers: int = Field(default=1000, ge=1, le=100_000)
+    #: Events published within this time reach each ``/events`` client in one write, so the
+    #: cost of a burst does not grow with the number of events times clients.
+    sse_flush_interval_s: float = Field(default=0.1, ge=0, le=5)
+    #: A client that does not take a write for this long is disconnected (counted).
+    sse_send_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
 
 class WebhookSettings(_Model):

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from typing import Any
 
 import httpx
 import structlog
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from app.api import accounts, admin, can_trade, events, handlers, health
 from app.api.admin_schemas import LimitsIn
+from app.api.body_gate import BodyGate
 from app.api.decider import Decider
 from app.api.deps import Services
 from app.api.fastpath import FastBatch, FastCanTrade, GuardApp
@@ -45,6 +47,7 @@ from app.fleet.leases import LeaseManager, LiveRefreshers
 from app.fleet.model import FleetRole, Keys, RedisLossMode
 from app.fleet.ratelimit import RedisOrderRate
 from app.fleet.runtime import FleetRuntime
+from app.http_server import EXCHANGE_CONNECTIONS, connection_cap, header_deadline_protocol
 from app.logs import stderr_sink
 from app.markets.model import TRADING, Bounds, MarketRules, SymbolRules
 from app.markets.store import MarketStore
@@ -334,6 +337,17 @@ def _limits_policy(decider: Decider, account: str, limits: dict[str, object] | N
     decider.set_policy(account, parsed.apply(decider.configured_policy(account)))
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's limits on clients (README "Limits"): the header deadline (the protocol), the
+    idle keep-alive time and the connection cap."""
+    server = settings.server
+    return {
+        "http": header_deadline_protocol(server.header_timeout_s),
+        "timeout_keep_alive": server.keepalive_timeout_s,
+        "limit_concurrency": connection_cap(server.max_connections),
+    }
+
+
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> FastAPI:
     """Build the guard. ``registry`` defaults to a fresh one (tests inject their own)."""
     version = guard_version()
@@ -371,6 +385,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         metrics,
         subscriber_queue=settings.events.sse_queue_size,
         replay=settings.events.replay_size,
+        max_subscribers=settings.events.sse_max_subscribers,
+        flush_s=settings.events.sse_flush_interval_s,
     )
     store.subscribe(StateEvents(bus, decider.policy))
 
@@ -401,7 +417,10 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     # Clients are built now so a bad account option fails at start, not in the lifespan.
     http = httpx.AsyncClient(
         headers={"User-Agent": f"pretrade-guard/{version}"},
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        limits=httpx.Limits(
+            max_connections=EXCHANGE_CONNECTIONS,
+            max_keepalive_connections=EXCHANGE_CONNECTIONS // 2,
+        ),
         follow_redirects=False,
     )
     runtime: FleetRuntime | None = None
@@ -502,6 +521,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         sse_keepalive_s=settings.events.sse_keepalive_s,
         limit_changes=fleet.controls if fleet is not None else None,
         fleet=runtime,
+        sse_send_timeout_s=settings.events.sse_send_timeout_s,
     )
     handlers.install(app)
     if role.answers:
@@ -511,6 +531,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         app.include_router(admin.router)
     app.include_router(health.router)  # a refresher serves only these
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.body_gate = BodyGate(
+        auth,
+        max_body_bytes=settings.server.max_body_bytes,
+        body_timeout_s=settings.server.body_timeout_s,
+    )
     if role.answers:
         # In front of FastAPI: the happy path of GET /can-trade skips the framework.
         app.fast_path = FastCanTrade(app.state.services)

@@ -260,6 +260,21 @@ class Metrics:
             "Clients connected to the /events stream.",
             registry=registry,
         )
+        self.sse_dropped = Counter(
+            "pretrade_guard_sse_dropped_total",
+            "/events clients dropped for being too slow: overflow (fell further behind than "
+            "events.sse_queue_size events), send_timeout (did not read for "
+            "events.sse_send_timeout_s).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in ("overflow", "send_timeout"):
+            self.sse_dropped.labels(reason)
+        self.sse_refused = Counter(
+            "pretrade_guard_sse_refused_total",
+            "/events connections refused because events.sse_max_subscribers were connected.",
+            registry=registry,
+        )
         self.webhook_deliveries = Counter(
             "pretrade_guard_webhook_deliveries_total",
             "Webhook delivery outcomes: delivered, retried (one per retry), failed (gave up), "

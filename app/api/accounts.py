@@ -9,11 +9,12 @@ from fastapi import APIRouter
 from app.api.deps import ReadAuth, ServicesDep
 from app.api.responses import JSONBody
 from app.api.schemas import ErrorOut
+from app.api.strict import StrictRoute
 from app.api.views import account_view
 from app.domain import Instant
 from app.state.store import UnknownAccount
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], route_class=StrictRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or invalid bearer token."},

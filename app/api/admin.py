@@ -31,16 +31,22 @@ from app.api.admin_schemas import (
 from app.api.deps import AdminAuth, Services, ServicesDep
 from app.api.responses import JSONBody, error_body
 from app.api.schemas import ErrorOut
+from app.api.strict import StrictRoute
 from app.domain import Instant
 from app.state.killswitch import AuditEntry, switch_dict
 from app.state.store import UnknownAccount
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], route_class=StrictRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or invalid bearer token."},
     403: {"model": ErrorOut, "description": "The token lacks the `admin` scope."},
     422: {"model": ErrorOut, "description": "Invalid request; `fields` names each problem."},
+    503: {
+        "model": ErrorOut,
+        "description": "The guard's database could not be written (`STORAGE_UNAVAILABLE`).",
+    },
+    507: {"model": ErrorOut, "description": "The guard's disk is full (`STORAGE_FULL`)."},
 }
 _NOT_FOUND_ACCOUNT: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "Unknown account (`UNKNOWN_ACCOUNT`)."}

@@ -33,6 +33,7 @@ class Services:
     limit_changes: LimitChanges | None = None
     #: Fleet mode: role and readiness for ``/readyz`` (None: embedded).
     fleet: FleetStatus | None = None
+    sse_send_timeout_s: float = 10.0
 
 
 # Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in the threadpool,

@@ -5,25 +5,35 @@ event type) and ``data:`` (the event JSON, one line). Idle streams get a comment
 ``sse_keepalive_s`` so proxies keep them open. A client that reconnects with
 ``Last-Event-ID`` first gets the events it missed, while they are still in the guard's
 replay ring (same process only). A client too slow to keep up gets an ``overflow`` message
-and the stream ends; it should reconnect (with ``Last-Event-ID``).
+and the stream ends; it should reconnect (with ``Last-Event-ID``). One that stops reading is
+disconnected after ``events.sse_send_timeout_s``; clients are capped
+(``events.sse_max_subscribers``, 503 beyond).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app.api.deps import ReadAuth, ServicesDep
 from app.api.responses import error_body
 from app.api.schemas import ErrorOut
-from app.events.bus import EventBus, InvalidEventId, parse_event_id
+from app.api.strict import StrictRoute
+from app.events.bus import (
+    EventBus,
+    InvalidEventId,
+    Subscription,
+    TooManySubscribers,
+    parse_event_id,
+)
 from app.events.model import StampedEvent
 from app.state.store import UnknownAccount
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=StrictRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
@@ -34,6 +44,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or invalid bearer token."},
     403: {"model": ErrorOut, "description": "The token lacks the `read` scope."},
     404: {"model": ErrorOut, "description": "Unknown account."},
+    503: {
+        "model": ErrorOut,
+        "description": "`events.sse_max_subscribers` clients are connected "
+        "(code `TOO_MANY_SUBSCRIBERS`; retry after `Retry-After` seconds).",
+    },
 }
 _OVERFLOW = (
     b"event: overflow\n"
@@ -51,30 +66,89 @@ def frame(event: StampedEvent) -> bytes:
     )
 
 
-async def _stream(
-    bus: EventBus, account: str | None, last_event_id: str | None, keepalive_s: float
-) -> AsyncIterator[bytes]:
-    # Subscribe and read the replay ring with no await in between: nothing is published in
-    # that gap, so no event is missed and none is sent twice. Subscribing here rather than in
-    # the handler means the subscription cannot outlive a response that never started.
-    sub = bus.subscribe(account)
-    try:
-        missed = bus.replay_after(last_event_id, account)
-        yield b"retry: 2000\n: connected\n\n"
-        for event in missed:
-            yield frame(event)
-        while True:
-            item = await sub.next(keepalive_s)
-            if item is False:
-                yield b": keep-alive\n\n"
-            elif item is None:
-                if sub.overflowed:
-                    yield _OVERFLOW
+class EventStream(Response):
+    """The ``/events`` stream as a plain ASGI response.
+
+    Each wake-up sends everything the client missed in one write. A write the client does
+    not take within ``send_timeout_s`` (it stopped reading) ends the stream: the
+    subscription is dropped and counted, and the connection is closed (uvicorn logs that the
+    response was not completed). A disconnect ends the subscription at once."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        bus: EventBus,
+        account: str | None,
+        last_event_id: str | None,
+        keepalive_s: float,
+        send_timeout_s: float,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self._bus = bus
+        self._account = account
+        self._last_event_id = last_event_id
+        self._keepalive_s = keepalive_s
+        self._send_timeout_s = send_timeout_s
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        bus = self._bus
+        # Subscribe and read the replay ring with no await in between: nothing is published
+        # in that gap, so no event is missed and none is sent twice.
+        try:
+            sub = bus.subscribe(self._account)
+        except TooManySubscribers:
+            await _too_many(bus)(scope, receive, send)
+            return
+        listener = asyncio.create_task(_end_on_disconnect(receive, sub))
+        try:
+            missed = bus.replay_after(self._last_event_id, self._account)
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            first = b"retry: 2000\n: connected\n\n" + b"".join(frame(e) for e in missed)
+            if not await self._write(send, sub, first):
                 return
-            else:
-                yield frame(item)
-    finally:
-        bus.unsubscribe(sub)
+            while True:
+                batch = await sub.next_batch(self._keepalive_s)
+                if batch is None:
+                    if sub.overflowed:
+                        await self._write(send, sub, _OVERFLOW)
+                    break
+                chunk = b": keep-alive\n\n" if batch is False else b"".join(map(frame, batch))
+                if not await self._write(send, sub, chunk):
+                    return  # not completed: uvicorn closes the connection
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            listener.cancel()
+            bus.unsubscribe(sub)
+
+    async def _write(self, send: Send, sub: Subscription, body: bytes) -> bool:
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        except TimeoutError:
+            self._bus.dropped(sub, "send_timeout")
+            sub.end()
+            return False
+        return True
+
+
+async def _end_on_disconnect(receive: Receive, sub: Subscription) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            sub.end()
+            return
+
+
+def _too_many(bus: EventBus) -> Response:
+    return error_body(
+        503,
+        "TOO_MANY_SUBSCRIBERS",
+        "the /events subscriber limit (events.sse_max_subscribers) is reached; retry later",
+        headers={"Retry-After": "5"},
+    )
 
 
 @router.get(
@@ -108,8 +182,13 @@ async def events(
             str(exc),
             fields=[{"field": "Last-Event-ID", "message": str(exc)}],
         )
-    return StreamingResponse(
-        _stream(services.events, account, last_event_id, services.sse_keepalive_s),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    if services.events.full:
+        services.metrics.sse_refused.inc()
+        return _too_many(services.events)
+    return EventStream(
+        services.events,
+        account,
+        last_event_id,
+        services.sse_keepalive_s,
+        services.sse_send_timeout_s,
     )

@@ -10,8 +10,8 @@ answers only the plain, fully valid happy path
   (the same ``TokenAuth``, compared in constant time),
 * a query string of plain ``key=value`` pairs (unreserved characters only: no ``%``, no ``+``,
   nothing to decode), each key one of ``OrderQuery``'s fields at most once, every value
-  passing the same rules as ``OrderQuery`` (a subset of what it accepts: decimals written
-  as plain digits, ``reduce_only`` and ``close_position`` as one of pydantic's boolean words,
+  passing the same rules as ``OrderQuery`` (a subset of what it accepts: amounts as
+  ``strict.AMOUNT``, ``reduce_only`` and ``close_position`` as one of pydantic's boolean words,
   enumerations exactly as spelled; field combinations judged by the same
   ``order_fields_problem``),
 * a configured account,
@@ -24,7 +24,8 @@ fast path is unsure about costs only the framework's usual price.
 ``FastBatch`` does the same for ``POST /can-trade/batch``: a body declared as plain
 ``application/json`` holding only ``{"orders": [...]}`` (1 to 1000 orders), each order a JSON
 object that passes the same rules (text and amounts as JSON strings, ``reduce_only`` a JSON
-boolean), every account configured; otherwise the body it read is replayed to FastAPI.
+boolean), no key twice in any object, every account configured; otherwise the body it read
+is replayed to FastAPI.
 
 Both record the same HTTP metrics as ``RequestMetrics`` (the route template), plus
 ``pretrade_guard_http_fast_path_requests_total`` (how many requests they answered). The
@@ -48,10 +49,12 @@ from starlette.types import Message, Receive, Scope, Send
 from app.api.decider import EvaluationKey, evaluation_key
 from app.api.order_fields import TimeInForce, order_fields_problem
 from app.api.security import Scope as AuthScope
+from app.api.strict import AMOUNT, MAX_AMOUNT_CHARS, json_keys_are_unique
 from app.domain import OrderIntent, OrderPositionSide, OrderSide
 from app.markets.model import OrderType
 
 if TYPE_CHECKING:
+    from app.api.body_gate import BodyGate
     from app.api.deps import Services
 
 PATH = "/can-trade"
@@ -66,8 +69,6 @@ QUERY_CACHE_SIZE = 4096
 #: ``key=value(&key=value)*`` with unreserved characters only: what ``parse_qsl`` leaves as is.
 _QUERY = re.compile(rb"[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+(?:&[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+)*")
 _SYMBOL = re.compile(r"[A-Za-z0-9_\-]{1,40}")
-#: Plain decimals; at most 40 characters, so at most 40 digits however pydantic counts them.
-_AMOUNT = re.compile(r"[0-9]{1,40}(?:\.[0-9]+)?")
 #: A token as sent: printable ASCII, no spaces (anything else goes the long way).
 _TOKEN = re.compile(rb"[!-~]+")
 _SIDES = {"BUY": OrderSide.BUY, "SELL": OrderSide.SELL}
@@ -113,7 +114,7 @@ class _NotPlain(Exception):
 def _amount(text: str | None) -> Decimal | None:
     if text is None:
         return None
-    if len(text) > 40 or _AMOUNT.fullmatch(text) is None:
+    if len(text) > MAX_AMOUNT_CHARS or AMOUNT.fullmatch(text) is None:
         raise _NotPlain
     value = Decimal(text)
     if value <= _ZERO:
@@ -419,9 +420,11 @@ class _OrderTable:
             return None
         table = self._orders
         parsed: list[_Parsed] = []
+        keys = 1
         for order in orders:
             if type(order) is not dict:
                 return None
+            keys += len(order)
             try:
                 items = tuple(order.items())
                 kept = table.get(items)
@@ -440,6 +443,9 @@ class _OrderTable:
                     table.clear()
                 table[items] = kept
             parsed.append(kept)
+        # orjson keeps the last of two equal keys; the FastAPI route refuses them (422).
+        if not json_keys_are_unique(body, keys):
+            return None
         return parsed
 
 
@@ -464,15 +470,23 @@ def _replay(received: list[Message], receive: Receive) -> Receive:
 
 
 class GuardApp(FastAPI):
-    """The guard's FastAPI app with ``FastCanTrade`` and ``FastBatch`` in front of everything
+    """The guard's FastAPI app with ``BodyGate`` (``app/api/body_gate.py``), then
+    ``FastCanTrade`` and ``FastBatch`` in front of everything
     (even FastAPI's own ``__call__`` and middleware stack): ``GET /can-trade`` and
     ``POST /can-trade/batch`` requests they do not answer, and every other request, go
     through FastAPI unchanged."""
 
     fast_path: FastCanTrade | None = None
     fast_batch: FastBatch | None = None
+    #: Checked first: refuses unauthenticated, too large or too slow bodies unread.
+    body_gate: BodyGate | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.body_gate is not None:
+            admitted = await self.body_gate.admit(scope, receive, send)
+            if admitted is None:
+                return
+            receive = admitted
         if scope["type"] == "http" and not scope.get("root_path") and not self.root_path:
             path, method = scope["path"], scope["method"]
             if path == PATH and method == "GET" and self.fast_path is not None:

@@ -11,10 +11,11 @@ from starlette.responses import Response
 from app.api.deps import Services, ServicesDep
 from app.api.responses import JSONBody
 from app.api.security import Scope
+from app.api.strict import StrictRoute
 from app.api.views import freshness
 from app.domain import Instant
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=StrictRoute)
 
 AuthHeader = Annotated[str | None, Header(include_in_schema=False)]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from app.api.order_fields import TimeInForce, order_fields_problem
+from app.api.strict import strict_amount
 from app.domain import OrderIntent, OrderPositionSide, OrderSide, ReasonCode, WarningCode
 from app.markets.model import OrderType
 
@@ -20,7 +21,10 @@ Symbol = Annotated[
         description="Exchange symbol, e.g. BTCUSDT (upper-cased by the guard).",
     ),
 ]
-Amount = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=40)]
+#: ASCII digits with an optional fraction as text, or an exactly read JSON number.
+Amount = Annotated[
+    Decimal, BeforeValidator(strict_amount), Field(gt=0, allow_inf_nan=False, max_digits=40)
+]
 AccountName = Annotated[
     str, Field(min_length=1, max_length=64, description="Account name from the guard's config.")
 ]

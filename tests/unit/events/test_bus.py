@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from app.events.bus import EventBus, InvalidEventId, Subscription, parse_event_id
+from app.events.bus import (
+    EventBus,
+    InvalidEventId,
+    Subscription,
+    TooManySubscribers,
+    parse_event_id,
+)
 from app.events.model import Event, EventType, StampedEvent
 from app.metrics import Metrics
 
@@ -21,7 +29,7 @@ def metrics() -> Metrics:
     return Metrics(CollectorRegistry(), "test")
 
 
-def bus_with(metrics: Metrics, **kwargs: int) -> EventBus:
+def bus_with(metrics: Metrics, **kwargs: Any) -> EventBus:
     return EventBus(metrics, clock=lambda: 1_763_712_000_000, **kwargs)
 
 
@@ -71,12 +79,39 @@ async def test_a_slow_subscriber_is_dropped_and_others_keep_going(metrics: Metri
     for _ in range(2):
         bus.publish(STALE_A)
         await healthy.next(0.01)
-    bus.publish(STALE_A)  # the third one does not fit in the slow queue
+    bus.publish(STALE_A)  # the slow one has not taken the first: it is out of the log
 
+    assert await slow.next(0.01) is None  # the stream ends as soon as it reads
     assert slow.overflowed
-    assert await slow.next(0.01) is None  # the stream ends at once
     assert isinstance(await healthy.next(0.01), StampedEvent)
     assert not healthy.overflowed
+    dropped = {"reason": "overflow"}
+    assert metrics.registry.get_sample_value("pretrade_guard_sse_dropped_total", dropped) == 1
+
+
+async def test_a_burst_reaches_each_of_many_subscribers_in_one_batch(metrics: Metrics) -> None:
+    """Publishing costs the same whatever the number of subscribers: they are woken once
+    for a burst and each takes the whole burst at once."""
+    bus = bus_with(metrics, subscriber_queue=256, max_subscribers=2000, flush_s=0.01)
+    subs = [bus.subscribe(None) for _ in range(1000)]
+    waiting = [asyncio.create_task(sub.next_batch(5)) for sub in subs]
+    await asyncio.sleep(0)  # every subscriber is waiting now
+    for _ in range(100):
+        bus.publish(STALE_A)
+    batches = await asyncio.gather(*waiting)
+    assert all(isinstance(b, list) and len(b) == 100 for b in batches)
+
+
+async def test_subscribers_are_capped(metrics: Metrics) -> None:
+    bus = bus_with(metrics, max_subscribers=2)
+    first = bus.subscribe(None)
+    bus.subscribe("a")
+    assert bus.full
+    with pytest.raises(TooManySubscribers):
+        bus.subscribe(None)
+    assert metrics.registry.get_sample_value("pretrade_guard_sse_refused_total") == 1
+    bus.unsubscribe(first)
+    assert not bus.full
 
 
 def test_sinks_see_every_event(metrics: Metrics) -> None:
