@@ -30,9 +30,9 @@ PROMTOOL ?= promtool
 # `make check` and .ci/run install them the same way: scripts/ensure-apt-packages.sh.
 #   promtool: alert rules (alerts-check, tests/deploy)   wrk: benchmark smoke test
 #   docker, dockerd, debootstrap: the image test (tests/integration/test_image.py)
-#   redis-server: fleet-mode tests
+#   redis-server: fleet-mode tests   curl: the run-fleet test runs its printed curl example
 SYSTEM_PACKAGES ?= promtool:prometheus wrk docker:docker.io dockerd:docker.io debootstrap \
-	redis-server
+	redis-server curl
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -90,8 +90,8 @@ system-packages: ## Install the Debian packages the checks need, or say which (S
 run: $(RUN_STAMP) ## Run the demo: simulator + guard on loopback, prints curl examples (Ctrl-C stops)
 	$(BIN)/python scripts/run_demo.py
 
-run-fleet: $(RUN_STAMP) ## Run a local fleet: redis-server + simulator + refresher + 2 api replicas (Ctrl-C stops)
-	$(BIN)/python scripts/run_fleet.py
+run-fleet: $(RUN_STAMP) ## Fleet demo: redis-server (PATH) + simulator + refresher + 2 api replicas, prints curls
+	$(BIN)/python -m scripts.run_fleet
 
 # --- checks -------------------------------------------------------------------------
 
@@ -130,7 +130,7 @@ alerts-check: ## promtool: check the alerting rules, run their unit tests, check
 
 # --- performance (on demand; never part of check) -----------------------------------
 
-bench: $(STAMP) ## Benchmark harness: baseline vs guard GET and batch (needs wrk), ns/op, memory, capacity
+bench: $(STAMP) ## Benchmark harness: baseline vs guard GET and batch (needs wrk), ns/op, memory, capacity, fleet
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 soak: $(STAMP) ## Soak: guard under load while the simulator flaps and injects faults (SOAK_ARGS=...)

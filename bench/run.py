@@ -107,6 +107,7 @@ PARTS = (
     "memory",
     "memory-live",
     "capacity",
+    "fleet",
 )
 #: The latency part's paced loads: (connections, ms each connection waits before each request).
 #: About 900, 3,300 and 6,000 req/s here: far below what either server takes (~49k / ~19k).
@@ -314,6 +315,10 @@ class Report:
     errors: list[str] = field(default_factory=list)
     #: Parts to run (``--only``); None = all.
     only: set[str] | None = None
+    #: The fleet part (``bench.fleet.FleetReport.as_dict``); empty when not run.
+    fleet: dict[str, Any] = field(default_factory=dict)
+    #: Its rendered lines (``bench.fleet.render_fleet``).
+    fleet_lines: list[str] = field(default_factory=list)
 
     def row(self, key: str) -> LoadRow | None:
         return next((r for r in self.load if r.key == key), None)
@@ -1324,6 +1329,7 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
             f"~{0.5 / cpu_per_account:.0f} accounts at 50% of a core, "
             f"~{1 / cpu_per_account:.0f} at 100%"
         )
+    out.extend(report.fleet_lines)
     if report.profile:
         out.append("")
         out.append("== Profile (py-spy, GET /can-trade under wrk) ==")
@@ -1560,6 +1566,23 @@ def main(argv: list[str] | None = None) -> int:
         if opts.memory_live_accounts:
             _step(report, "memory-live", memory_live)
         _step(report, "capacity", partial(run_capacity, opts, pinning, tmp, report))
+
+        def fleet() -> None:
+            from bench.fleet import render_fleet, run_fleet  # imports this module
+
+            result = run_fleet(
+                opts,
+                pinning,
+                tmp,
+                start_baseline,
+                get_lua,
+                get_text,
+                lambda name, fn: _step(report, name, fn),
+            )
+            report.fleet = result.as_dict()
+            report.fleet_lines = render_fleet(result)
+
+        _step(report, "fleet", fleet)
     text = render(report, opts, pinning)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

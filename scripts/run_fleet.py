@@ -1,172 +1,304 @@
-"""Run a local fleet: Redis, the exchange simulator, one refresher and two api replicas.
+"""Run the local fleet demo: Redis, the simulator, a refresher and two api replicas, on loopback.
 
-    make run-fleet      (same as: .venv/bin/python scripts/run_fleet.py)
+    make run-fleet      (same as: .venv/bin/python -m scripts.run_fleet)
 
-Needs ``redis-server`` on PATH (Debian: ``apt-get install redis-server``). Redis runs on
-127.0.0.1:6390 with AOF (appendfsync always) in var/fleet; the simulator serves
-deploy/demo/scenario.yaml on 8081; the guards use deploy/demo/guard.yaml in fleet mode:
-a refresher on 8090 and api replicas on 8080 and 8082. Prints curls that engage a kill switch
-on one replica and show the other denying. Ctrl-C stops everything (guards first).
+Starts ``redis-server`` from PATH (a private one: loopback, AOF with ``appendfsync always`` in
+the log directory), the simulator with deploy/demo/scenario.yaml, then three guards with
+deploy/demo/guard.yaml plus a ``fleet:`` section: one ``--role refresher`` (polls the
+exchange, publishes through Redis) and two ``--role api`` replicas (answer from memory), waits
+until both replicas are ready, prints curl commands that engage a kill switch on replica A and
+show replica B denying, then waits. Ctrl-C or SIGTERM stops everything (replicas first, Redis
+last). If a child dies, the others are stopped and the exit status is 1.
+
+Environment (ports on 127.0.0.1):
+  GUARD_PORT      replica A (default 8080)        GUARD_B_PORT    replica B (default 8082)
+  REFRESHER_PORT  the refresher (default 8083)    REDIS_PORT      Redis (default 6380)
+  SIM_PORT        the simulator (default 8081)    DEMO_LOG_DIR    logs (default var/demo-fleet)
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shlex
 import shutil
 import signal
-import subprocess
+import socket
 import sys
+import threading
 import time
-import urllib.request
 from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
-LOG_DIR = ROOT / "var" / "fleet"
-REDIS_PORT = 6390
-SIM_PORT = 8081
-REFRESHER_PORT = 8090
-API_PORTS = (8080, 8082)
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+import yaml
+
+from scripts.run_demo import (
+    GUARD_CONFIG,
+    LOOPBACK,
+    POLL_INTERVAL_S,
+    ROOT,
+    SCENARIO,
+    Child,
+    DemoError,
+    StopRequested,
+    check_children,
+    ensure_port_free,
+    load_yaml_mapping,
+    pick_token,
+    port_from_env,
+    say,
+    wait_until_ok,
+    with_sim_port,
+)
+
+DEFAULT_LOG_DIR = Path("var/demo-fleet")
+DEFAULT_PORTS = {
+    "SIM_PORT": 8081,
+    "GUARD_PORT": 8080,
+    "GUARD_B_PORT": 8082,
+    "REFRESHER_PORT": 8083,
+    "REDIS_PORT": 6380,
+}
+REDIS_START_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 30.0
+NAMESPACE = "demo"
+#: What the printed example waits after the engage before asking replica B: the fleet's bound
+#: on switch propagation is 1 s (every replica re-reads the switches at least that often).
+PROPAGATION_WAIT_S = 1
+REDIS_MISSING = (
+    "redis-server is not on PATH. Fleet mode needs Redis: on Debian/Ubuntu "
+    "`sudo apt-get install redis-server` (no service needs to run: this demo starts its own), "
+    "or run the whole fleet in containers with `make up`."
+)
 
 
-def say(message: str = "") -> None:
-    print(message, flush=True)  # noqa: T201 - this script talks to a person
-
-
-def answers(url: str) -> int | None:
+def redis_ping(port: int) -> bool:
     try:
-        with _OPENER.open(url, timeout=1) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        with socket.create_connection((LOOPBACK, port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
     except OSError:
-        return None
+        return False
 
 
-def wait(url: str, name: str, procs: list[subprocess.Popen[bytes]], ok: set[int]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if answers(url) in ok:
-            return
-        if any(p.poll() is not None for p in procs):
-            raise SystemExit(f"{name}: a process exited; logs in {LOG_DIR}")
-        time.sleep(0.2)
-    raise SystemExit(f"{name} did not answer {url} within 30 s; logs in {LOG_DIR}")
+def fleet_config(base: dict[str, Any], redis_port: int, sim_port: int) -> dict[str, Any]:
+    """deploy/demo/guard.yaml (accounts pointed at ``sim_port``) in fleet mode on this Redis."""
+    config = with_sim_port(base, sim_port)
+    config["fleet"] = {"redis_url": f"redis://{LOOPBACK}:{redis_port}/0", "namespace": NAMESPACE}
+    return config
 
 
-def main() -> None:
-    redis = shutil.which("redis-server")
-    if redis is None:
-        raise SystemExit(
-            "run-fleet needs redis-server on PATH (Debian/Ubuntu: sudo apt-get install "
-            "redis-server; macOS: brew install redis)"
-        )
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    procs: list[subprocess.Popen[bytes]] = []
+def curl_examples(a_url: str, b_url: str, bot_token: str, ops_token: str) -> str:
+    """Copy-pasteable: engage on replica A, replica B denies; release on B, A allows."""
 
-    def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = (LOG_DIR / f"{name}.log").open("wb")
-        procs.append(
-            subprocess.Popen(  # noqa: S603 - argv built here
-                argv,
-                cwd=ROOT,
-                env={**os.environ, **(env or {})},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
+    def auth(token: str) -> str:
+        return f"-H {shlex.quote(f'Authorization: Bearer {token}')}"
 
-    try:
-        start(
-            "redis",
-            [
-                redis,
-                "--port",
-                str(REDIS_PORT),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(LOG_DIR),
-            ],
-        )
-        start(
-            "simulator",
-            [
-                sys.executable,
-                "-m",
-                "simulator",
-                "--scenario",
-                "deploy/demo/scenario.yaml",
-                "--port",
-                str(SIM_PORT),
-            ],
-        )
-        wait(f"http://127.0.0.1:{SIM_PORT}/_sim/health", "simulator", procs, {200})
-        fleet = {
-            "PRETRADE_GUARD_CONFIG": "deploy/demo/guard.yaml",
-            "PRETRADE_GUARD_FLEET__REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
-            "PRETRADE_GUARD_FLEET__NAMESPACE": "demo",
-            "PRETRADE_GUARD_SERVER__LOG_FORMAT": "console",
+    query = urlencode(
+        {
+            "account": "alpha",
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "quantity": "0.01",
+            "price": "60000",
         }
-        for role, port in (("refresher", REFRESHER_PORT), *(("api", p) for p in API_PORTS)):
-            start(
-                f"guard-{role}-{port}",
-                [sys.executable, "-m", "app", "--role", role],
-                {
-                    **fleet,
-                    "PRETRADE_GUARD_SERVER__PORT": str(port),
-                    "PRETRADE_GUARD_SERVER__DATA_DIR": str(LOG_DIR / f"data-{port}"),
-                },
-            )
-        for port in (REFRESHER_PORT, *API_PORTS):
-            wait(f"http://127.0.0.1:{port}/readyz", f"guard on {port}", procs, {200})
-        a, b = API_PORTS
-        say(f"fleet up: refresher :{REFRESHER_PORT}, api replicas :{a} and :{b} (logs: {LOG_DIR})")
-        say()
-        say("# allowed on both replicas:")
-        for port in API_PORTS:
-            say(
-                f"curl -s -H 'Authorization: Bearer demo-bot-token' "
-                f"'http://127.0.0.1:{port}/can-trade?account=alpha'; echo"
-            )
-        say(f"# engage a HALT on replica :{a} ...")
-        say(
-            f"curl -s -X POST -H 'Authorization: Bearer demo-ops-token' "
-            f"-H 'Content-Type: application/json' http://127.0.0.1:{a}/admin/kill-switches "
-            '-d \'{"scope": "global", "mode": "HALT", "actor": "me", '
-            '"reason": "fleet demo"}\'; echo'
+    )
+
+    def can_trade(url: str) -> str:
+        return f"curl -sS -w '\\n' {auth(bot_token)} {shlex.quote(f'{url}/can-trade?{query}')}"
+
+    engage = {"actor": "you", "reason": "fleet demo", "mode": "HALT", "scope": "account"}
+    engage["account"] = "alpha"
+    release = urlencode({"actor": "you", "reason": "fleet demo over"})
+    return "\n".join(
+        [
+            "# alpha's order on replica B (port of GUARD_B_PORT) -> allowed",
+            can_trade(b_url),
+            "# engage a HALT kill switch for alpha on replica A; keep its id",
+            "ID=$(curl -sS -X POST -H 'Content-Type: application/json' "
+            f"{auth(ops_token)} -d {shlex.quote(json.dumps(engage, separators=(',', ':')))} "
+            f"{a_url}/admin/kill-switches "
+            '| python3 -c \'import json, sys; print(json.load(sys.stdin)["id"])\'); echo "$ID"',
+            f"# replica B has it within {PROPAGATION_WAIT_S} s (Redis): the same order is denied "
+            "there, KILL_SWITCH",
+            f"sleep {PROPAGATION_WAIT_S}",
+            can_trade(b_url),
+            "# release it on replica B; replica A allows again",
+            f"curl -sS -w '\\n' -X DELETE {auth(ops_token)} "
+            f'"{b_url}/admin/kill-switches/$ID?{release}"',
+            f"sleep {PROPAGATION_WAIT_S}",
+            can_trade(a_url),
+            "# each replica's view of the fleet (role, Redis, what it waits for)",
+            f"curl -sS -w '\\n' {a_url}/readyz",
+        ]
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run Redis, the simulator, a refresher and two api replicas locally; "
+        "print curl examples of a kill switch shared by the fleet.",
+        epilog="Environment: GUARD_PORT, GUARD_B_PORT, REFRESHER_PORT, REDIS_PORT, SIM_PORT, "
+        "DEMO_LOG_DIR (see the module docstring).",
+    )
+    return parser.parse_args(argv)
+
+
+def run(stop: threading.Event, children: list[Child]) -> int:
+    redis_binary = shutil.which("redis-server")
+    if redis_binary is None:
+        raise DemoError(REDIS_MISSING)
+    ports = {name: port_from_env(name, default) for name, default in DEFAULT_PORTS.items()}
+    for name, port in ports.items():
+        ensure_port_free(LOOPBACK, port, name)
+    base = load_yaml_mapping(GUARD_CONFIG)
+    load_yaml_mapping(SCENARIO)
+    log_dir = Path(os.environ.get("DEMO_LOG_DIR") or DEFAULT_LOG_DIR)
+    log_dir = log_dir if log_dir.is_absolute() else ROOT / log_dir
+    (log_dir / "redis").mkdir(parents=True, exist_ok=True)
+    config_path = log_dir / "guard-fleet.yaml"
+    config_path.write_text(
+        yaml.safe_dump(fleet_config(base, ports["REDIS_PORT"], ports["SIM_PORT"])),
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    redis = Child(
+        name="redis-server",
+        argv=[
+            redis_binary,
+            "--port",
+            str(ports["REDIS_PORT"]),
+            "--bind",
+            LOOPBACK,
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            str(log_dir / "redis"),
+        ],
+        env=env,
+        log_path=log_dir / "redis.log",
+    )
+    say(f"starting redis-server on {LOOPBACK}:{ports['REDIS_PORT']} ({redis_binary}) ...")
+    children.append(redis)
+    redis.start()
+    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+    while not redis_ping(ports["REDIS_PORT"]):
+        check_children(children)
+        if stop.is_set():
+            raise StopRequested
+        if time.monotonic() > deadline:
+            raise DemoError(f"redis-server did not answer PING within {REDIS_START_TIMEOUT_S} s")
+        stop.wait(0.05)
+
+    sim_url = f"http://{LOOPBACK}:{ports['SIM_PORT']}"
+    simulator = Child(
+        name="simulator",
+        argv=[
+            sys.executable,
+            "-m",
+            "simulator",
+            "--scenario",
+            str(SCENARIO),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(ports["SIM_PORT"]),
+        ],
+        env=env,
+        log_path=log_dir / "simulator.log",
+    )
+    say(f"starting the simulator on {sim_url} ...")
+    children.append(simulator)
+    simulator.start()
+    answer = wait_until_ok(f"{sim_url}/_sim/health", START_TIMEOUT_S, children, stop)
+    if answer is None or answer[0] != 200:
+        raise DemoError(f"the simulator did not become healthy within {START_TIMEOUT_S:.0f} s")
+
+    urls = {}
+    for name, role, port_name in (
+        ("refresher", "refresher", "REFRESHER_PORT"),
+        ("replica A", "api", "GUARD_PORT"),
+        ("replica B", "api", "GUARD_B_PORT"),
+    ):
+        url = urls[name] = f"http://{LOOPBACK}:{ports[port_name]}"
+        guard = Child(
+            name=name,
+            argv=[sys.executable, "-m", "app", "--role", role],
+            env={
+                **env,
+                "PRETRADE_GUARD_CONFIG": str(config_path),
+                "PRETRADE_GUARD_SERVER__PORT": str(ports[port_name]),
+                "PRETRADE_GUARD_SERVER__DATA_DIR": str(log_dir / f"data-{role}-{ports[port_name]}"),
+            },
+            log_path=log_dir / f"{name.replace(' ', '-')}.log",
         )
-        say(f"# ... and replica :{b} denies with KILL_SWITCH:")
-        say(
-            f"curl -s -H 'Authorization: Bearer demo-bot-token' "
-            f"'http://127.0.0.1:{b}/can-trade?account=alpha'; echo"
+        say(f"starting the {name} (--role {role}) on {url} ...")
+        children.append(guard)
+        guard.start()
+        answer = wait_until_ok(f"{url}/healthz", START_TIMEOUT_S, children, stop)
+        if answer is None or answer[0] != 200:
+            raise DemoError(f"the {name} did not answer /healthz within {START_TIMEOUT_S:.0f} s")
+    for name in ("replica A", "replica B"):
+        answer = wait_until_ok(f"{urls[name]}/readyz", READY_TIMEOUT_S, children, stop)
+        if answer is None or answer[0] != 200:
+            body = answer[1].decode(errors="replace")[:500] if answer else "no answer"
+            say(f"warning: the {name} is alive but not ready after {READY_TIMEOUT_S:.0f} s: {body}")
+    say("the fleet is ready: both api replicas answer every account from the refresher's data")
+
+    say()
+    say("Try it (copy-paste):")
+    say()
+    say(
+        curl_examples(
+            urls["replica A"],
+            urls["replica B"],
+            pick_token(base, "decide"),
+            pick_token(base, "admin"),
         )
-        say(f"# who polls what: curl -s http://127.0.0.1:{REFRESHER_PORT}/readyz; echo")
-        say()
-        say("Ctrl-C stops the fleet.")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        say(f"a process exited; stopping (logs in {LOG_DIR})")
-    except KeyboardInterrupt:
-        say("stopping")
+    )
+    say()
+    logs = " ".join(shlex.quote(str(c.log_path)) for c in children if c.log_path is not None)
+    say(f"logs: tail -f {logs}")
+    say("Ctrl-C stops them all.")
+    while not stop.wait(POLL_INTERVAL_S):
+        check_children(children)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parse_args(argv)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    children: list[Child] = []
+    status = 0
+    try:
+        status = run(stop, children)
+    except StopRequested:
+        status = 0
+    except DemoError as exc:
+        say(f"error: {exc}")
+        status = 1
     finally:
-        for proc in reversed(procs):  # guards first, Redis last
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        if any(child.exit_code() is None for child in children):
+            say("stopping ...")
+        for child in reversed(children):  # replicas, refresher, simulator, then Redis
+            child.stop()
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -232,3 +232,70 @@ def test_equivalent_busy_work_is_read_off_the_calibration_curve() -> None:
     assert equivalent_busy_us(curve, 15_000) == 15
     assert equivalent_busy_us(curve, 50_000) is None  # faster than the bare server
     assert equivalent_busy_us(curve, 5_000) is None  # slower than the largest point
+
+
+#: The fleet part's report lines (labels, not numbers).
+FLEET_ROWS = (
+    "== Fleet mode (Redis + a refresher process polling + an api process answering",
+    "fleet api GET /can-trade [refresher in another process]",
+    "fleet api GET /can-trade [order_rate on every account: Redis per order]",
+    "fleet GET throughput api/baseline",
+    "fleet GET p99 api/baseline",
+    "paced loads (GET /can-trade)",
+    "fleet api adds",
+    "switch engage on replica A -> replica B answers accordingly",
+    "switch release on replica A -> replica B answers accordingly",
+    "failover: two refreshers held",
+    "2 workers:",
+)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_quick_fleet_run_prints_every_row(tmp_path: Path) -> None:
+    """``--only fleet``: a real redis-server, a refresher and api replicas; every row, no
+    errors (no timing assertion)."""
+    _require_wrk()
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{message}; CI must install it")
+        pytest.skip(message)
+    report = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--quick", "--only", "fleet", "--json", str(report)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as run:
+        try:
+            stdout, stderr = run.communicate(timeout=200)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGTERM)
+            try:
+                run.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.communicate()
+            pytest.fail("the quick fleet benchmark run did not finish in 200 s")
+    assert run.returncode == 0, stderr[-4000:]
+    missing = [row for row in FLEET_ROWS if row not in stdout]
+    assert not missing, f"missing from the report: {missing}\n{stdout}"
+    fleet = json.loads(report.read_text(encoding="utf-8"))["fleet"]
+    rows = [row for pair in fleet["rounds"] for row in pair] + [fleet["rate_limited"]]
+    assert [row["key"] for row in rows] == [
+        "fleet-baseline",
+        "fleet-api-get",
+        "fleet-api-get-order-rate",
+    ]
+    assert all(row["non_2xx"] == 0 and row["socket_errors"] == 0 for row in rows), rows
+    assert all(row["rps"] > 0 for row in rows), rows
+    assert all(r["errors"] == 0 and r["rps"] > 0 for r in fleet["paced"]), fleet["paced"]
+    assert len(fleet["engage_ms"]) == len(fleet["release_ms"]) == 3
+    # SIGKILLed refresher: the survivor ended up holding every account's lease.
+    assert fleet["failover"]["accounts"] == 10
+    assert fleet["failover"]["takeover_s"] > 0
