@@ -43,9 +43,9 @@ _INTERVAL_S = {"SECOND": 1, "MINUTE": 60}
 
 
 def _enabled(row: Fields, key: str) -> Decimal | None:
-    value = row.opt_decimal(key)
-    if value is not None and value < 0:
-        raise row.error(key, f"must not be negative, got {value}")
+    # Within the plausible amounts (app.exchanges.bounds): a filter of 1E+30 would let any
+    # order pass the range checks.
+    value = row.opt_non_negative_amount(key)
     return value if value else None  # 0 disables that part of the filter
 
 
@@ -136,10 +136,11 @@ def parse_premium_index(rows: Sequence[Any], *, endpoint: str = PREMIUM_INDEX_PA
     prices = {}
     for i, item in enumerate(rows):
         row = Fields.of(item, endpoint=endpoint, path=f"[{i}]")
-        mark = row.decimal("markPrice")
-        if mark <= 0:
+        if row.decimal("markPrice") <= 0:
             continue  # a symbol without a mark yet (e.g. just listed): as if absent
-        prices[row.text("symbol")] = mark
+        mark = row.opt_price("markPrice")  # a decision input: within the plausible prices
+        if mark is not None:
+            prices[row.text("symbol")] = mark
     return MarkPrices(prices)
 
 
@@ -151,8 +152,10 @@ def parse_open_orders(rows: Sequence[Any], *, endpoint: str = OPEN_ORDERS_PATH) 
         side = row.text("side")
         if side not in OrderSide.__members__:
             raise row.error("side", "must be BUY or SELL")
-        quantity = row.decimal("origQty") - (row.opt_decimal("executedQty") or _ZERO)
-        price = row.opt_decimal("price")
+        quantity = row.non_negative_amount("origQty") - (
+            row.opt_non_negative_amount("executedQty") or _ZERO
+        )
+        price = row.opt_price_or_zero("price")
         orders.append(
             OpenOrder(
                 order_id=row.ident("orderId"),
@@ -176,7 +179,7 @@ def parse_max_notional(rows: Sequence[Any], *, endpoint: str) -> dict[str, Decim
     found = {}
     for i, item in enumerate(rows):
         row = Fields.of(item, endpoint=endpoint, path=f"[{i}]")
-        value = row.opt_decimal("maxNotionalValue")
+        value = row.opt_non_negative_amount("maxNotionalValue")
         if value is not None and value > 0:
             found[row.text("symbol")] = value
     return found

@@ -99,6 +99,30 @@ async def test_premium_index_gives_mark_prices_of_every_symbol_in_one_call(
             },
             "stepSize must not be negative",
         ),
+        (
+            {
+                "symbols": [
+                    {
+                        "symbol": "X",
+                        "status": "TRADING",
+                        "filters": [{"filterType": "LOT_SIZE", "maxQty": "1E+30"}],
+                    }
+                ]
+            },
+            "maxQty is out of the plausible range",
+        ),
+        (
+            {
+                "symbols": [
+                    {
+                        "symbol": "X",
+                        "status": "TRADING",
+                        "filters": [{"filterType": "MIN_NOTIONAL", "notional": "1E+400"}],
+                    }
+                ]
+            },
+            "notional is out of the plausible range",
+        ),
         ({"symbols": [{"status": "TRADING"}]}, r"symbols\[0\]\.symbol is missing"),
         ({}, "symbols is missing"),
     ],
@@ -109,3 +133,13 @@ async def test_a_malformed_exchange_info_fails_the_whole_refresh(
     exchange.on(EXCHANGE_INFO_PATH, reply(body))
     with pytest.raises(ExchangeProtocolError, match=message):
         await binance.market_source().fetch_rules()
+
+
+@pytest.mark.parametrize("mark", ["1E-30", "1E+30"])
+async def test_an_implausible_mark_price_fails_the_refresh(
+    exchange: FakeExchange, binance: BinanceUsdmClient, mark: str
+) -> None:
+    # A mark of 1E-30 would make any market order's notional and margin look like nothing.
+    exchange.on(PREMIUM_INDEX_PATH, reply([{"symbol": "BTCUSDT", "markPrice": mark}]))
+    with pytest.raises(ExchangeProtocolError, match="markPrice is out of the plausible range"):
+        await binance.market_source().fetch_marks()
