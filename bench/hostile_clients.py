@@ -231,8 +231,10 @@ def slowloris(count: int, max_s: float) -> dict[str, Any]:
     }
 
 
-def sse(subscribers: int, calls: int) -> dict[str, Any]:
-    events = {"sse_max_subscribers": max(1000, subscribers)}
+def sse(subscribers: int, calls: int, flush_s: float | None = None) -> dict[str, Any]:
+    events: dict[str, Any] = {"sse_max_subscribers": max(1000, subscribers)}
+    if flush_s is not None:
+        events["sse_flush_interval_s"] = flush_s
     with running_guard(events) as guard:
         head = (
             f"GET /events HTTP/1.1\r\nHost: guard\r\nAuthorization: Bearer {READ_TOKEN}\r\n\r\n"
@@ -279,6 +281,7 @@ def sse(subscribers: int, calls: int) -> dict[str, Any]:
         "subscribers": subscribers,
         "connected": connected,
         "calls": calls,
+        "flush_s": flush_s,
         "calls_s": round(calls_s, 2),
         "call_statuses": statuses,
         "subscribers_at_end": still,
@@ -297,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slowloris-s", type=float, default=30.0)
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=600)
+    parser.add_argument("--flush-s", type=float, default=None, help="events.sse_flush_interval_s")
     args = parser.parse_args(argv)
     parts = ("bodies", "slowloris", "sse") if args.part == "all" else (args.part,)
     for part in parts:
@@ -305,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "slowloris":
             result = slowloris(args.slowloris, args.slowloris_s)
         else:
-            result = sse(args.subscribers, args.calls)
+            result = sse(args.subscribers, args.calls, args.flush_s)
         print(json.dumps(result), flush=True)
     return 0
 
