@@ -41,4 +41,12 @@ def package_guard(
 def guard(package_guard: GuardProcess, sim_control: SimControl) -> GuardProcess:
     """The package's guard after the simulator was reset to basic.yaml and the guard saw it."""
     wait_until(lambda: ready(package_guard), timeout=10, what="guard ready after reset")
+    # Ready is not enough: a test before this one may have restricted alpha, and the guard
+    # keeps that (fresh) status until its next poll after the reset.
+    with package_guard.client() as client:
+        wait_until(
+            lambda: client.get("/can-trade", params={"account": "alpha"}).json()["allowed"],
+            timeout=10,
+            what="alpha allowed again after the reset",
+        )
     return package_guard
