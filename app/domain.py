@@ -6,6 +6,7 @@ times are integer epoch milliseconds; data ages are measured on ``time.monotonic
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -499,6 +500,32 @@ class KillSwitch:
     account: str | None = None
     symbol: str | None = None
     expires_at_ms: int | None = None
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        scope: KillSwitchScope,
+        mode: KillSwitchMode,
+        actor: str,
+        reason: str,
+        created_at_ms: int,
+        account: str | None = None,
+        symbol: str | None = None,
+        expires_at_ms: int | None = None,
+    ) -> KillSwitch:
+        """A switch being engaged now, with a fresh random id (``ks-`` and 16 hex digits)."""
+        return cls(
+            id=f"ks-{secrets.token_hex(8)}",
+            scope=scope,
+            mode=mode,
+            actor=actor,
+            reason=reason,
+            created_at_ms=created_at_ms,
+            account=account,
+            symbol=symbol,
+            expires_at_ms=expires_at_ms,
+        )
 
     def active(self, now_wall_ms: int) -> bool:
         """False once the expiry has passed (an expired switch holds nothing)."""

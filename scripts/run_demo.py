@@ -37,6 +37,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -232,6 +233,76 @@ def wait_until_ok(
         stop.wait(POLL_INTERVAL_S)
 
 
+def start_and_wait_ok(
+    child: Child,
+    url: str,
+    timeout_s: float,
+    children: list[Child],
+    stop: threading.Event,
+    what: str,
+) -> None:
+    """Start child (recorded in children for the final stop), then wait until url answers 200.
+
+    Raises DemoError naming ``what`` when it does not within timeout_s.
+    """
+    children.append(child)
+    child.start()
+    answer = wait_until_ok(url, timeout_s, children, stop)
+    if answer is None or answer[0] != 200:
+        raise DemoError(f"{what} within {timeout_s:.0f} s")
+
+
+def simulator_child(sim_port: int, env: dict[str, str], log_path: Path | None) -> Child:
+    """The bundled simulator with the demo scenario, on loopback at sim_port."""
+    return Child(
+        name="simulator",
+        argv=[
+            sys.executable,
+            "-m",
+            "simulator",
+            "--scenario",
+            str(SCENARIO),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(sim_port),
+        ],
+        env=env,
+        log_path=log_path,
+    )
+
+
+def supervise(run: Callable[[threading.Event, list[Child]], int]) -> int:
+    """Run ``run`` with SIGINT/SIGTERM/SIGHUP mapped to its stop event; stop every child after.
+
+    Children are stopped in reverse start order (the guards before what they depend on).
+    Returns run's status, 0 on a stop request, 1 on a DemoError (printed).
+    """
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    children: list[Child] = []
+    status = 0
+    try:
+        status = run(stop, children)
+    except StopRequested:
+        status = 0
+    except DemoError as exc:
+        say(f"error: {exc}")
+        status = 1
+    finally:
+        if any(child.exit_code() is None for child in children):
+            say("stopping ...")
+        for child in reversed(children):
+            child.stop()
+    return status
+
+
 def curl_examples(guard_url: str, sim_url: str, bot_token: str, ops_token: str) -> str:
     """Copy-pasteable requests against deploy/demo/scenario.yaml's accounts."""
 
@@ -326,28 +397,15 @@ def run(args: argparse.Namespace, stop: threading.Event, children: list[Child]) 
     def log_file(name: str) -> Path | None:
         return None if args.console_logs else log_dir / f"{name}.log"
 
-    simulator = Child(
-        name="simulator",
-        argv=[
-            sys.executable,
-            "-m",
-            "simulator",
-            "--scenario",
-            str(SCENARIO),
-            "--host",
-            LOOPBACK,
-            "--port",
-            str(sim_port),
-        ],
-        env=base_env,
-        log_path=log_file("simulator"),
-    )
     say(f"starting the simulator on {sim_url} ...")
-    children.append(simulator)
-    simulator.start()
-    answer = wait_until_ok(f"{sim_url}/_sim/health", SIM_START_TIMEOUT_S, children, stop)
-    if answer is None or answer[0] != 200:
-        raise DemoError(f"the simulator did not become healthy within {SIM_START_TIMEOUT_S:.0f} s")
+    start_and_wait_ok(
+        simulator_child(sim_port, base_env, log_file("simulator")),
+        f"{sim_url}/_sim/health",
+        SIM_START_TIMEOUT_S,
+        children,
+        stop,
+        "the simulator did not become healthy",
+    )
 
     guard = Child(
         name="guard",
@@ -360,11 +418,14 @@ def run(args: argparse.Namespace, stop: threading.Event, children: list[Child]) 
         log_path=log_file("guard"),
     )
     say(f"starting the guard on {guard_url} ...")
-    children.append(guard)
-    guard.start()
-    answer = wait_until_ok(f"{guard_url}/healthz", GUARD_START_TIMEOUT_S, children, stop)
-    if answer is None or answer[0] != 200:
-        raise DemoError(f"the guard did not answer /healthz within {GUARD_START_TIMEOUT_S:.0f} s")
+    start_and_wait_ok(
+        guard,
+        f"{guard_url}/healthz",
+        GUARD_START_TIMEOUT_S,
+        children,
+        stop,
+        "the guard did not answer /healthz",
+    )
     answer = wait_until_ok(f"{guard_url}/readyz", READY_TIMEOUT_S, children, stop)
     if answer is not None and answer[0] == 200:
         say("the guard is ready: every account has fresh data")
@@ -391,29 +452,7 @@ def run(args: argparse.Namespace, stop: threading.Event, children: list[Child]) 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-
-    children: list[Child] = []
-    status = 0
-    try:
-        status = run(args, stop, children)
-    except StopRequested:
-        status = 0
-    except DemoError as exc:
-        say(f"error: {exc}")
-        status = 1
-    finally:
-        if any(child.exit_code() is None for child in children):
-            say("stopping ...")
-        for child in reversed(children):  # the guard before the simulator it polls
-            child.stop()
-    return status
+    return supervise(lambda stop, children: run(args, stop, children))
 
 
 if __name__ == "__main__":

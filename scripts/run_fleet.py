@@ -23,13 +23,11 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -50,6 +48,9 @@ from scripts.run_demo import (
     pick_token,
     port_from_env,
     say,
+    simulator_child,
+    start_and_wait_ok,
+    supervise,
     wait_until_ok,
     with_sim_port,
 )
@@ -200,28 +201,15 @@ def run(stop: threading.Event, children: list[Child]) -> int:
         stop.wait(0.05)
 
     sim_url = f"http://{LOOPBACK}:{ports['SIM_PORT']}"
-    simulator = Child(
-        name="simulator",
-        argv=[
-            sys.executable,
-            "-m",
-            "simulator",
-            "--scenario",
-            str(SCENARIO),
-            "--host",
-            LOOPBACK,
-            "--port",
-            str(ports["SIM_PORT"]),
-        ],
-        env=env,
-        log_path=log_dir / "simulator.log",
-    )
     say(f"starting the simulator on {sim_url} ...")
-    children.append(simulator)
-    simulator.start()
-    answer = wait_until_ok(f"{sim_url}/_sim/health", START_TIMEOUT_S, children, stop)
-    if answer is None or answer[0] != 200:
-        raise DemoError(f"the simulator did not become healthy within {START_TIMEOUT_S:.0f} s")
+    start_and_wait_ok(
+        simulator_child(ports["SIM_PORT"], env, log_dir / "simulator.log"),
+        f"{sim_url}/_sim/health",
+        START_TIMEOUT_S,
+        children,
+        stop,
+        "the simulator did not become healthy",
+    )
 
     urls = {}
     for name, role, port_name in (
@@ -242,11 +230,14 @@ def run(stop: threading.Event, children: list[Child]) -> int:
             log_path=log_dir / f"{name.replace(' ', '-')}.log",
         )
         say(f"starting the {name} (--role {role}) on {url} ...")
-        children.append(guard)
-        guard.start()
-        answer = wait_until_ok(f"{url}/healthz", START_TIMEOUT_S, children, stop)
-        if answer is None or answer[0] != 200:
-            raise DemoError(f"the {name} did not answer /healthz within {START_TIMEOUT_S:.0f} s")
+        start_and_wait_ok(
+            guard,
+            f"{url}/healthz",
+            START_TIMEOUT_S,
+            children,
+            stop,
+            f"the {name} did not answer /healthz",
+        )
     for name in ("replica A", "replica B"):
         answer = wait_until_ok(f"{urls[name]}/readyz", READY_TIMEOUT_S, children, stop)
         if answer is None or answer[0] != 200:
@@ -276,28 +267,7 @@ def run(stop: threading.Event, children: list[Child]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parse_args(argv)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    children: list[Child] = []
-    status = 0
-    try:
-        status = run(stop, children)
-    except StopRequested:
-        status = 0
-    except DemoError as exc:
-        say(f"error: {exc}")
-        status = 1
-    finally:
-        if any(child.exit_code() is None for child in children):
-            say("stopping ...")
-        for child in reversed(children):  # replicas, refresher, simulator, then Redis
-            child.stop()
-    return status
+    return supervise(run)  # replicas, refresher, simulator, then Redis
 
 
 if __name__ == "__main__":

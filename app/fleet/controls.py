@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -402,8 +401,7 @@ class FleetControls:
         expires_at_ms: int | None = None,
         principal: str | None = None,
     ) -> KillSwitch:
-        switch = KillSwitch(
-            id=f"ks-{secrets.token_hex(8)}",
+        switch = KillSwitch.new(
             scope=scope,
             mode=mode,
             actor=actor,

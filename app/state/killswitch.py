@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -203,8 +202,7 @@ class KillSwitchStore:
         principal: str | None = None,
     ) -> KillSwitch:
         """Engage a switch; returns once the switch and its audit row are committed."""
-        switch = KillSwitch(
-            id=f"ks-{secrets.token_hex(8)}",
+        switch = KillSwitch.new(
             scope=scope,
             mode=mode,
             actor=actor,
