@@ -179,6 +179,10 @@ class OpenOrder:
     #: BOTH / LONG / SHORT as the exchange reports it (``None``: not reported).
     position_side: str | None = None
     close_position: bool = False
+    #: A conditional order resting in the exchange's algo service (Binance
+    #: ``openAlgoOrders``): it counts toward MAX_NUM_ORDERS and MAX_NUM_ALGO_ORDERS whatever
+    #: its ``type`` says.
+    algo: bool = False
 
     @property
     def closes(self) -> PositionSide | None:

@@ -119,6 +119,10 @@ class Scenario(BaseModel):
     #: false = accepted (the classic API); true = -4120, as Binance since 2025-12-02 (Algo
     #: Service).
     algo_service: bool = False
+    #: Whether v3 account and v3 positionRisk list a symbol whose only open orders are algo
+    #: orders (``openAlgoOrders``). Binance documents "symbols with a position or open orders"
+    #: without saying whether algo orders count: false models the case where they do not.
+    v3_lists_algo_symbols: bool = True
     accounts: list[AccountSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

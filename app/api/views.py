@@ -117,6 +117,7 @@ def snapshot_view(snapshot: AccountSnapshot) -> dict[str, Any]:
                 "quantity": _dec(o.quantity),
                 "reduce_only": o.reduce_only,
                 "time_ms": o.time_ms,
+                "algo": o.algo,
             }
             for o in snapshot.open_orders
         ],

@@ -145,6 +145,11 @@ class ExchangeClient(abc.ABC):
     async def sync_clock(self) -> int:
         """Learn ``clock_offset_ms = serverTime - localTime`` and return it."""
 
+    def extra_weight_per_minute(self) -> float:
+        """Request weight per minute spent beyond the status and snapshot refreshes at their
+        base intervals (an exchange's periodic extra reads); declared to the budget."""
+        return 0.0
+
     def market_source(self) -> MarketSource | None:
         """The host's market-rules source, read through this client; ``None`` when the
         exchange has no market-rules endpoint (symbol rules may then come from config)."""

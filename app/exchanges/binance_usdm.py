@@ -12,28 +12,42 @@ Endpoints and weights (exchanges.md §1.6.8):
                                                    2024-08-07 change log: budget for 10)
 ``GET /fapi/v1/openOrders``                1/40    per symbol of the account / all symbols
                                                    (``binance_usdm_market``)
+``GET /fapi/v1/openAlgoOrders``            1/40    the same for conditional orders of the
+                                                   Algo Service, plus one all-symbols sweep
+                                                   every ``algo_orders_sweep_s``
 ``GET /sapi/v1/account/apiRestrictions``   1       start-up key-permission check (spot host)
 =========================================  ======  ============================================
 
 Options (``accounts.<name>.options``): ``snapshot_endpoint`` ``"v3"`` (default) or ``"v2"``;
-``sapi_base_url`` (default ``https://api.binance.com``).
+``sapi_base_url`` (default ``https://api.binance.com``); ``algo_orders_sweep_s`` (default 60,
+0 = never): how often every symbol's open algo orders are read at once (weight 40).
+
+Why a sweep: v3 account lists the symbols with a position or open orders, and the open orders
+of those symbols are read one call each. Binance does not say whether a symbol whose only
+open orders are algo (conditional) orders is listed; if it is not, its algo orders would never
+be counted toward MAX_NUM_ORDERS / MAX_NUM_ALGO_ORDERS. The sweep finds such symbols, and the
+snapshots until the next sweep read them one call each as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from app.domain import AccountSnapshot, AccountStatus
+from app.domain import AccountSnapshot, AccountStatus, OpenOrder
 from app.errors import ConfigError, ExchangeError
 from app.exchanges.base import Capabilities, MarketSource
 from app.exchanges.binance_usdm_market import (
+    OPEN_ALGO_ORDERS_ALL_WEIGHT,
     BinanceUsdmMarket,
     account_symbols,
+    fetch_open_algo_orders,
     fetch_open_orders,
     parse_max_notional,
+    per_symbol,
 )
 from app.exchanges.binance_usdm_parsing import (
     MAX_LEVERAGE,
@@ -60,7 +74,11 @@ SYMBOL_CONFIG_WEIGHT = 5
 V2_ACCOUNT_WEIGHT = 10
 API_RESTRICTIONS_WEIGHT = 1
 
-_OPTIONS = ("snapshot_endpoint", "sapi_base_url")
+#: Default seconds between two all-symbols ``openAlgoOrders`` reads (weight 40 each).
+DEFAULT_ALGO_SWEEP_S = 60.0
+_MAX_ALGO_SWEEP_S = 86_400.0
+
+_OPTIONS = ("snapshot_endpoint", "sapi_base_url", "algo_orders_sweep_s")
 
 
 def _parse_v3(account: Fields, rows: list[Any]) -> AccountSnapshot:
@@ -101,6 +119,11 @@ class BinanceUsdmClient(MbxClient):
 
     snapshot_endpoint: str
     sapi_base_url: str
+    algo_orders_sweep_s: float
+    #: Symbols the last all-symbols ``openAlgoOrders`` read found orders on.
+    _algo_symbols: frozenset[str] = frozenset()
+    #: ``time.monotonic()`` from which the next snapshot reads every symbol's algo orders.
+    _algo_sweep_due: float = 0.0
 
     def configure(self, options: Mapping[str, Any]) -> None:
         """Validate ``snapshot_endpoint`` and ``sapi_base_url``; refuse unknown keys."""
@@ -120,6 +143,23 @@ class BinanceUsdmClient(MbxClient):
         if not isinstance(sapi, str):
             raise ConfigError(f"{self.name}: options.sapi_base_url must be a string")
         self.sapi_base_url = check_http_url(sapi, f"{self.name}: options.sapi_base_url")
+        sweep = options.get("algo_orders_sweep_s", DEFAULT_ALGO_SWEEP_S)
+        if (
+            isinstance(sweep, bool)
+            or not isinstance(sweep, int | float)
+            or not 0 <= sweep <= _MAX_ALGO_SWEEP_S
+        ):
+            raise ConfigError(
+                f"{self.name}: options.algo_orders_sweep_s must be a number of seconds in "
+                f"0..{_MAX_ALGO_SWEEP_S:g} (0 = never), got {sweep!r}"
+            )
+        self.algo_orders_sweep_s = float(sweep)
+
+    def extra_weight_per_minute(self) -> float:
+        """The all-symbols ``openAlgoOrders`` sweep: 40 every ``algo_orders_sweep_s``."""
+        if not self.algo_orders_sweep_s:
+            return 0.0
+        return OPEN_ALGO_ORDERS_ALL_WEIGHT * 60 / self.algo_orders_sweep_s
 
     async def fetch_status(self) -> AccountStatus:
         """``accountConfig`` (may trade, position and multi-assets modes) +
@@ -135,7 +175,7 @@ class BinanceUsdmClient(MbxClient):
 
     async def fetch_snapshot(self) -> AccountSnapshot:
         """v3 account + symbolConfig, or the v2 account alone when configured; then the open
-        orders of the account's symbols (``binance_usdm_market.fetch_open_orders``)."""
+        orders and open algo orders of the account's symbols (``binance_usdm_market``)."""
         path = ACCOUNT_PATHS[self.snapshot_endpoint]
         # Parsed in a worker thread: a big account must not stall others' decisions.
         if self.snapshot_endpoint == "v2":
@@ -152,11 +192,26 @@ class BinanceUsdmClient(MbxClient):
             snapshot = await asyncio.to_thread(call_without_gc, _parse_v3, body, rows)
             symbols = account_symbols(body)
         orders = await fetch_open_orders(self, symbols)
+        algo = await self._open_algo_orders(symbols)
         return replace(
             snapshot,
-            open_orders=tuple(orders),
+            open_orders=(*orders, *algo),
             max_notional_by_symbol=parse_max_notional(rows, endpoint=SYMBOL_CONFIG_PATH),
         )
+
+    async def _open_algo_orders(self, symbols: list[str] | None) -> list[OpenOrder]:
+        """Algo orders of ``symbols`` and of the symbols the last sweep found orders on; every
+        symbol's (one call, weight 40) when a sweep is due, on the v2 snapshot (no symbol
+        list), or when there are too many symbols for one call each."""
+        now = time.monotonic()
+        if symbols is not None and not (self.algo_orders_sweep_s and now >= self._algo_sweep_due):
+            wanted = sorted({*symbols, *self._algo_symbols})
+            if per_symbol(wanted):
+                return await fetch_open_algo_orders(self, wanted)
+        orders = await fetch_open_algo_orders(self, None)
+        self._algo_symbols = frozenset(order.symbol for order in orders)
+        self._algo_sweep_due = now + self.algo_orders_sweep_s
+        return orders
 
     def market_source(self) -> MarketSource:
         """``exchangeInfo`` and ``premiumIndex`` of this account's host."""

@@ -8,6 +8,9 @@ into ``app.markets.model`` values (binance-order-rules.md §1-§2).
                                                    (public; per host)
 ``GET /fapi/v1/openOrders?symbol=``        1       resting orders of one symbol (per account)
 ``GET /fapi/v1/openOrders``                40      every symbol at once
+``GET /fapi/v1/openAlgoOrders?symbol=``    1       resting conditional orders of the Algo
+                                                   Service (since 2025-12-02), one symbol
+``GET /fapi/v1/openAlgoOrders``            40      every symbol at once
 =========================================  ======  ===========================================
 
 A symbol status this code does not know is kept verbatim and means "not tradable"
@@ -35,6 +38,10 @@ EXCHANGE_INFO_WEIGHT = 1
 PREMIUM_INDEX_WEIGHT = 10  # 1 with a symbol, 10 without: one call serves every account
 OPEN_ORDERS_SYMBOL_WEIGHT = 1
 OPEN_ORDERS_ALL_WEIGHT = 40
+OPEN_ALGO_ORDERS_PATH = "/fapi/v1/openAlgoOrders"
+#: 1 with a symbol, 40 without (ccxt's cost table; Binance's page gives the same split).
+OPEN_ALGO_ORDERS_SYMBOL_WEIGHT = 1
+OPEN_ALGO_ORDERS_ALL_WEIGHT = 40
 #: Above this many symbols one all-symbols call (40) is cheaper than one call per symbol.
 OPEN_ORDERS_PER_SYMBOL_MAX = 10
 _ZERO = Decimal(0)
@@ -173,6 +180,44 @@ def parse_open_orders(rows: Sequence[Any], *, endpoint: str = OPEN_ORDERS_PATH) 
     return orders
 
 
+def parse_open_algo_orders(
+    rows: Sequence[Any], *, endpoint: str = OPEN_ALGO_ORDERS_PATH
+) -> list[OpenOrder]:
+    """``GET /fapi/v1/openAlgoOrders``: conditional orders resting in the Algo Service.
+
+    Every row counts toward MAX_NUM_ORDERS and MAX_NUM_ALGO_ORDERS (``OpenOrder.algo``), so
+    a row is kept whatever its ``orderType`` or ``algoStatus`` (a new value must not drop an
+    order from the count). Quantities and prices are within the plausible bounds
+    (``app.exchanges.bounds``) like ``openOrders``; a ``closePosition`` order carries no
+    quantity (``0``).
+    """
+    orders = []
+    for i, item in enumerate(rows):
+        row = Fields.of(item, endpoint=endpoint, path=f"[{i}]")
+        side = row.text("side")
+        if side not in OrderSide.__members__:
+            raise row.error("side", "must be BUY or SELL")
+        quantity = row.opt_non_negative_amount("quantity") or _ZERO
+        row.opt_price_or_zero("triggerPrice")  # validated: an absurd trigger is malformed
+        price = row.opt_price_or_zero("price")
+        orders.append(
+            OpenOrder(
+                order_id=row.ident("algoId"),
+                symbol=row.text("symbol"),
+                side=OrderSide(side),
+                type=row.text("orderType"),
+                quantity=quantity,
+                price=price if price else None,
+                reduce_only=row.opt_flag("reduceOnly") or False,
+                time_ms=row.opt_integer("createTime"),
+                position_side=row.opt_text("positionSide"),
+                close_position=row.opt_flag("closePosition") or False,
+                algo=True,
+            )
+        )
+    return orders
+
+
 def parse_max_notional(rows: Sequence[Any], *, endpoint: str) -> dict[str, Decimal]:
     """``maxNotionalValue`` per symbol from ``symbolConfig`` rows (the maximum position
     notional at the symbol's current leverage; Binance -2027 above it)."""
@@ -190,10 +235,16 @@ def account_symbols(body: Fields) -> list[str]:
     return sorted({row.text("symbol") for row in body.objects("positions")})
 
 
+def per_symbol(symbols: Sequence[str] | None) -> bool:
+    """Whether reading ``symbols`` one call each (weight 1) is cheaper than one all-symbols
+    call (weight 40): at most ``OPEN_ORDERS_PER_SYMBOL_MAX`` of them."""
+    return symbols is not None and len(symbols) <= OPEN_ORDERS_PER_SYMBOL_MAX
+
+
 async def fetch_open_orders(client: MbxClient, symbols: Sequence[str] | None) -> list[OpenOrder]:
     """Open orders of ``symbols`` (one call of weight 1 each), or of every symbol (``None``,
     or more than ``OPEN_ORDERS_PER_SYMBOL_MAX``: one call of weight 40)."""
-    if symbols is not None and len(symbols) <= OPEN_ORDERS_PER_SYMBOL_MAX:
+    if symbols is not None and per_symbol(symbols):
         orders: list[OpenOrder] = []
         for symbol in symbols:
             rows = await client.get_array(
@@ -203,6 +254,25 @@ async def fetch_open_orders(client: MbxClient, symbols: Sequence[str] | None) ->
         return orders
     rows = await client.get_array(OPEN_ORDERS_PATH, weight=OPEN_ORDERS_ALL_WEIGHT)
     return parse_open_orders(rows)
+
+
+async def fetch_open_algo_orders(
+    client: MbxClient, symbols: Sequence[str] | None
+) -> list[OpenOrder]:
+    """Open algo (conditional) orders of ``symbols`` (weight 1 each), or of every symbol
+    (``None``, or too many symbols: one call of weight 40)."""
+    if symbols is not None and per_symbol(symbols):
+        orders: list[OpenOrder] = []
+        for symbol in symbols:
+            rows = await client.get_array(
+                OPEN_ALGO_ORDERS_PATH,
+                weight=OPEN_ALGO_ORDERS_SYMBOL_WEIGHT,
+                params=(("symbol", symbol),),
+            )
+            orders.extend(parse_open_algo_orders(rows))
+        return orders
+    rows = await client.get_array(OPEN_ALGO_ORDERS_PATH, weight=OPEN_ALGO_ORDERS_ALL_WEIGHT)
+    return parse_open_algo_orders(rows)
 
 
 class BinanceUsdmMarket:

@@ -115,6 +115,7 @@ class AccountPoller:
         budget.add_demand(
             60 / timing.status_interval_s * caps.status_weight
             + 60 / timing.snapshot_interval_s * caps.snapshot_weight
+            + client.extra_weight_per_minute()
         )
 
     async def run(self) -> None:

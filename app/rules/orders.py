@@ -379,17 +379,21 @@ def check_open_orders(facts: Facts) -> tuple[Reason, ...]:
     symbol = facts.intent.symbol
     mine = [o for o in facts.snapshot.open_orders if o.symbol == symbol]
     if rules.max_orders is not None and len(mine) >= rules.max_orders:
+        algo_note = ""
+        if any(o.algo for o in mine):
+            algo_note = f" ({sum(1 for o in mine if o.algo)} of them algo orders)"
         return (
             Reason(
                 ReasonCode.TOO_MANY_OPEN_ORDERS,
-                f"{len(mine)} orders are open on {symbol}, the exchange's maximum "
+                f"{len(mine)} orders are open on {symbol}{algo_note}, the exchange's maximum "
                 f"(MAX_NUM_ORDERS {rules.max_orders}); cancel one first",
                 limit=str(rules.max_orders),
                 observed=str(len(mine)),
             ),
         )
     if rules.max_algo_orders is not None and facts.intent.effective_type in CONDITIONAL:
-        algo = sum(1 for o in mine if o.type in CONDITIONAL)
+        # Algo-service orders count whatever their type; classic conditional ones by type.
+        algo = sum(1 for o in mine if o.algo or o.type in CONDITIONAL)
         if algo >= rules.max_algo_orders:
             return (
                 Reason(
@@ -410,6 +414,7 @@ def _adds(order: OpenOrder, side: OrderSide, position_side: str) -> bool:
         and (order.position_side or "BOTH") == position_side
         and not order.reduce_only
         and not order.close_position
+        and not order.algo
         and order.type not in CONDITIONAL
     )
 

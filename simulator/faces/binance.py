@@ -41,7 +41,7 @@ def account_v3(call: Call) -> dict[str, Any]:
             account.account_update_time,
             side,
         )
-        for symbol in _active_symbols(account)
+        for symbol in _active_symbols(call, account)
         for side in shapes.position_sides(account)
     ]
     return {
@@ -51,12 +51,14 @@ def account_v3(call: Call) -> dict[str, Any]:
     }
 
 
-def _active_symbols(account: AccountState) -> list[str]:
-    """Symbols with a position or open orders (what v3 account and positionRisk list)."""
+def _active_symbols(call: Call, account: AccountState) -> list[str]:
+    """Symbols with a position or open orders (what v3 account and positionRisk list); algo
+    orders count unless the scenario's ``v3_lists_algo_symbols`` is false."""
+    algo = call.state.scenario.v3_lists_algo_symbols
     symbols: list[str] = []
     for symbol in (
         *(str(p.get("symbol", "")) for p in shapes.positions(account)),
-        *shapes.open_order_symbols(account),
+        *shapes.open_order_symbols(account, algo=algo),
     ):
         if symbol and symbol not in symbols:
             symbols.append(symbol)
@@ -134,7 +136,7 @@ def position_risk_v3(call: Call) -> list[dict[str, Any]]:
     """Only symbols with a position or open orders (per side in hedge mode)."""
     account = call.signed_account()
     symbol = _requested_symbol(call, account)
-    symbols = [name for name in _active_symbols(account) if symbol in (None, name)]
+    symbols = [name for name in _active_symbols(call, account) if symbol in (None, name)]
     return [
         shapes.position_risk_v3(
             name,

@@ -96,11 +96,13 @@ def positions(account: AccountState) -> list[dict[str, Any]]:
     return _dicts(account.account.get("positions"))
 
 
-def open_order_symbols(account: AccountState) -> list[str]:
+def open_order_symbols(account: AccountState, *, algo: bool = True) -> list[str]:
+    """Symbols of the account's open orders; ``algo=False`` leaves out algo orders (those
+    placed through ``POST /fapi/v1/algoOrder``, marked with an ``algoId``)."""
     return [
         str(order["symbol"])
         for order in _dicts(account.account.get("openOrders"))
-        if "symbol" in order
+        if "symbol" in order and (algo or not order.get("algoId"))
     ]
 
 

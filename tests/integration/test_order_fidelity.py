@@ -7,7 +7,8 @@ accounts' modes, positions, leverage limits and open orders). Then
   resend, and a hedge-mode close passes a quantitative-rule lock as on Binance;
 * a fidelity run: 10,000+ generated orders (every symbol of the simulator's market, both
   sides, all order types, prices and quantities on and off the filters, one-way and
-  hedge-mode accounts, reduce-only orders and hedge closes, open orders at the limits) are
+  hedge-mode accounts, reduce-only orders and hedge closes, open orders and open algo
+  orders (``POST /fapi/v1/algoOrder``, listed by ``openAlgoOrders`` only) at the limits) are
   asked of the guard (batches) and of the simulator's ``POST /fapi/v1/order/test`` (which
   validates exactly as binance-order-rules.md describes) on the same, unchanging state. The
   answers must agree on at least 99.9 % of the orders, and the guard must allow **no** order
@@ -32,7 +33,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.guard import BOT_TOKEN, GuardProcess, guard_config, wait_until
+from tests.support.guard import BOT_TOKEN, READ_TOKEN, GuardProcess, guard_config, wait_until
 from tests.support.processes import SimulatorProcess, free_port
 from tests.support.signing import API_KEY_HEADER, signed_query
 from tests.support.sim_scenarios import SimAccount
@@ -42,13 +43,26 @@ pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
 
 #: One-way account: a BTCUSDT long with a resting reduce-only take-profit, an ETHUSDT short,
-#: two resting SOLUSDT orders (the symbol allows 3), one resting DOGEUSDT stop (1 allowed).
+#: two resting SOLUSDT orders (the symbol allows 3), one resting DOGEUSDT stop (1 allowed),
+#: one XRPUSDT algo order (2 allowed: one more conditional order fits).
 ONE_WAY = SimAccount("F-1", "sim-key-fid-oneway", "sim-secret-fid-oneway")
 #: Hedge-mode account: BTCUSDT long and short at once (a resting close on the long), an
-#: ETHUSDT long, three resting SOLUSDT orders (at the limit).
+#: ETHUSDT long, three resting SOLUSDT orders (at the limit), two XRPUSDT algo orders (at the
+#: MAX_NUM_ALGO_ORDERS limit, on a symbol without a position or plain order).
 HEDGE = SimAccount("F-2", "sim-key-fid-hedge", "sim-secret-fid-hedge")
-#: One-way account with little margin: margin decides many of its orders.
+#: One-way account with little margin: margin decides many of its orders; three BNBUSDT algo
+#: orders (at the MAX_NUM_ORDERS limit of 3: no order of any type fits).
 SMALL = SimAccount("F-3", "sim-key-fid-small", "sim-secret-fid-small")
+#: Algo orders placed through ``POST /fapi/v1/algoOrder`` before the guard starts:
+#: (account, symbol, side, position side, trigger price, quantity).
+ALGO_ORDERS = [
+    (ONE_WAY, "XRPUSDT", "SELL", "BOTH", "0.5000", "20"),
+    (HEDGE, "XRPUSDT", "SELL", "SHORT", "0.5000", "20"),
+    (HEDGE, "XRPUSDT", "BUY", "LONG", "0.6000", "20"),
+    (SMALL, "BNBUSDT", "SELL", "BOTH", "550.00", "0.05"),
+    (SMALL, "BNBUSDT", "SELL", "BOTH", "540.00", "0.05"),
+    (SMALL, "BNBUSDT", "BUY", "BOTH", "650.00", "0.05"),
+]
 NAMES = {ONE_WAY.id: "oneway", HEDGE.id: "hedge", SMALL.id: "small"}
 KEYS = {NAMES[a.id]: a for a in (ONE_WAY, HEDGE, SMALL)}
 
@@ -182,6 +196,10 @@ def scenario(path: Path) -> Path:
         # The test sends 10,000+ order tests: the simulator's IP budget must not be the limit.
         "binance_weight_limit_per_minute": 10_000_000,
         "weight_window_s": 60,
+        # The harder case for the guard: Binance does not say whether v3 account lists a
+        # symbol whose only open orders are algo orders; here it does not, so the guard must
+        # find them with its all-symbols openAlgoOrders sweep.
+        "v3_lists_algo_symbols": False,
         "accounts": accounts,
     }
     path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
@@ -198,14 +216,30 @@ def fidelity(
         sim.control.patch_market("SOLUSDT", {"maxNumOrders": 3, "maxNumAlgoOrders": 2})
         sim.control.patch_market("DOGEUSDT", {"maxNumAlgoOrders": 1})
         # A step coarser than the precision: quantities off the step within the precision.
-        sim.control.patch_market("BNBUSDT", {"stepSize": "0.05", "minQty": "0.05"})
+        sim.control.patch_market(
+            "BNBUSDT", {"stepSize": "0.05", "minQty": "0.05", "maxNumOrders": 3}
+        )
+        sim.control.patch_market("XRPUSDT", {"maxNumAlgoOrders": 2})
+        for acc, symbol, side, position_side, trigger, quantity in ALGO_ORDERS:
+            params = {"symbol": symbol, "side": side, "type": "STOP_MARKET"}
+            if position_side != "BOTH":
+                params["positionSide"] = position_side
+            placed = _algo_order(
+                sim, acc, {**params, "triggerPrice": trigger, "quantity": quantity}
+            )
+            assert placed.status_code == 200, placed.text
         accounts = {
             NAMES[acc.id]: {
                 "exchange": "binance-usdm",
                 "base_url": sim.base_url,
                 "api_key": acc.api_key,
                 "api_secret": acc.api_secret,
-                "options": {"sapi_base_url": sim.base_url},
+                # The hedge account sweeps every symbol's algo orders often: a test places
+                # one on a symbol the v3 account does not list while the guard runs.
+                "options": {
+                    "sapi_base_url": sim.base_url,
+                    **({"algo_orders_sweep_s": 3} if acc is HEDGE else {}),
+                },
             }
             for acc in (ONE_WAY, HEDGE, SMALL)
         }
@@ -252,6 +286,22 @@ def fidelity(
             yield sim, guard
         finally:
             guard.stop()
+
+
+def _algo_order(
+    sim: SimulatorProcess, acc: SimAccount, params: Mapping[str, str]
+) -> httpx.Response:
+    """``POST /fapi/v1/algoOrder`` (a conditional order resting in the Algo Service)."""
+    return _signed(sim, acc, "POST", "/fapi/v1/algoOrder", {"algoType": "CONDITIONAL", **params})
+
+
+def _signed(
+    sim: SimulatorProcess, acc: SimAccount, method: str, path: str, params: Mapping[str, str]
+) -> httpx.Response:
+    body = signed_query(acc.api_secret, params)
+    headers = {API_KEY_HEADER: acc.api_key, "Content-Type": "application/x-www-form-urlencoded"}
+    with httpx.Client(base_url=sim.base_url, timeout=10) as client:
+        return client.request(method, path, content=body.encode(), headers=headers)
 
 
 # ------------------------------------------------------------------ the issue's examples
@@ -333,6 +383,75 @@ def test_the_issues_examples_are_denied_with_what_to_send_instead(
         position_side="LONG",
     )
     assert _codes(one_way) == ["POSITION_SIDE_NOT_ALLOWED"]
+
+
+def test_open_algo_orders_count_toward_the_exchanges_order_limits(
+    fidelity: tuple[SimulatorProcess, GuardProcess],
+) -> None:
+    """Conditional orders resting in Binance's Algo Service are listed by ``openAlgoOrders``
+    only; the guard reads them and counts them as Binance does (-4045, -2025)."""
+    sim, guard = fidelity
+    stop = {"symbol": "XRPUSDT", "side": "SELL", "type": "STOP_MARKET", "stop_price": "0.5"}
+    full = _decide(guard, account="hedge", position_side="SHORT", quantity="20", **stop)
+    assert _codes(full) == ["TOO_MANY_OPEN_ORDERS"]
+    assert (full["reasons"][0]["limit"], full["reasons"][0]["observed"]) == ("2", "2")
+    assert "MAX_NUM_ALGO_ORDERS" in full["reasons"][0]["message"]
+    # One below the limit on the one-way account: one more conditional order fits.
+    assert _decide(guard, account="oneway", quantity="20", **stop)["allowed"]
+    # Three algo orders on BNBUSDT fill MAX_NUM_ORDERS (3): a plain order does not fit either.
+    plain = _decide(
+        guard, account="small", symbol="BNBUSDT", side="BUY", quantity="0.05", price="600"
+    )
+    assert _codes(plain) == ["TOO_MANY_OPEN_ORDERS"]
+    assert "(3 of them algo orders)" in plain["reasons"][0]["message"]
+    assert guard_account_orders(guard, "small") == "algo algo algo"
+
+    # Placed while the guard runs, on a symbol the v3 account does not list (no position, no
+    # plain order): the all-symbols sweep finds it, and a cancel frees the slot again.
+    doge = {
+        "account": "hedge",
+        "symbol": "DOGEUSDT",
+        "side": "BUY",
+        "type": "STOP_MARKET",
+        "position_side": "LONG",
+        "stop_price": "0.16",
+        "quantity": "100",
+    }
+    assert _decide(guard, **doge)["allowed"]
+    placed = _algo_order(
+        sim,
+        HEDGE,
+        {
+            "symbol": "DOGEUSDT",
+            "side": "BUY",
+            "positionSide": "LONG",
+            "type": "STOP_MARKET",
+            "triggerPrice": "0.16",
+            "quantity": "100",
+        },
+    )
+    assert placed.status_code == 200, placed.text
+    try:
+        wait_until(
+            lambda: _codes(_decide(guard, **doge)) == ["TOO_MANY_OPEN_ORDERS"],
+            timeout=30,
+            what="the new algo order counted by the guard",
+        )
+    finally:
+        cancelled = _signed(
+            sim, HEDGE, "DELETE", "/fapi/v1/algoOrder", {"algoId": str(placed.json()["algoId"])}
+        )
+        assert cancelled.status_code == 200, cancelled.text
+    wait_until(lambda: _decide(guard, **doge)["allowed"], timeout=30, what="the slot freed")
+
+
+def guard_account_orders(guard: GuardProcess, account: str) -> str:
+    """The guard's view of the account's open orders (``GET /accounts/<account>``)."""
+    with guard.client(READ_TOKEN) as client:
+        answer = client.get(f"/accounts/{account}")
+    assert answer.status_code == 200, answer.text
+    orders = answer.json()["snapshot"]["open_orders"]
+    return " ".join("algo" if o["algo"] else "plain" for o in orders)
 
 
 def test_a_hedge_mode_close_passes_a_symbol_lock_as_on_binance(

@@ -33,7 +33,7 @@ from app.exchanges.binance_usdm import (
     TRADING_STATUS_PATH,
     BinanceUsdmClient,
 )
-from app.exchanges.binance_usdm_market import OPEN_ORDERS_PATH
+from app.exchanges.binance_usdm_market import OPEN_ALGO_ORDERS_PATH, OPEN_ORDERS_PATH
 from tests.unit.exchanges.fakes import (
     CREDENTIALS,
     NOW_MS,
@@ -211,6 +211,7 @@ async def test_v3_snapshot_maps_totals_positions_and_leverage(
     exchange.on(V3_ACCOUNT, reply(fixture("account_v3")))
     exchange.on(SYMBOL_CONFIG_PATH, reply(fixture("symbol_config")))
     exchange.on(OPEN_ORDERS_PATH, reply(fixture("open_orders")))
+    exchange.on(OPEN_ALGO_ORDERS_PATH, reply(fixture("open_algo_orders")))
     snap = await binance.fetch_snapshot()
     assert snap.available_balance == Decimal("103.12345678")
     assert snap.margin_balance == Decimal("103.12345678")
@@ -248,10 +249,90 @@ async def test_v3_snapshot_maps_totals_positions_and_leverage(
             time_ms=1579276756075,
             position_side="SHORT",
         ),
+        # The Algo Service's conditional orders (openAlgoOrders), counted toward the limits.
+        OpenOrder(
+            order_id="2146760",
+            symbol="BNBUSDT",
+            side=OrderSide.SELL,
+            type="TAKE_PROFIT",
+            quantity=Decimal("0.01"),
+            price=Decimal("750.000"),
+            time_ms=1750485492076,
+            position_side="BOTH",
+            algo=True,
+        ),
     )
-    assert exchange.paths() == [V3_ACCOUNT, SYMBOL_CONFIG_PATH, OPEN_ORDERS_PATH]
-    assert gate.weights == [5, 5, 1]
+    # The first snapshot reads every symbol's algo orders at once (weight 40) ...
+    assert exchange.paths() == [
+        V3_ACCOUNT,
+        SYMBOL_CONFIG_PATH,
+        OPEN_ORDERS_PATH,
+        OPEN_ALGO_ORDERS_PATH,
+    ]
+    assert gate.weights == [5, 5, 1, 40]
     assert "symbol=BTCUSDT" in split_signed_query(exchange.requests[2])[0]
+    assert "symbol=" not in split_signed_query(exchange.requests[3])[0]
+    # ... the next ones, until the sweep is due again, the account's symbols and the symbols
+    # the sweep found algo orders on (BNBUSDT: no position, no plain order), one call each.
+    exchange.requests.clear()
+    gate.weights.clear()
+    exchange.on(OPEN_ALGO_ORDERS_PATH, reply(fixture("open_algo_orders")), reply([]))
+    again = await binance.fetch_snapshot()
+    assert [o.order_id for o in again.open_orders if o.algo] == ["2146760"]
+    assert exchange.paths()[2:] == [OPEN_ORDERS_PATH, OPEN_ALGO_ORDERS_PATH, OPEN_ALGO_ORDERS_PATH]
+    assert gate.weights == [5, 5, 1, 1, 1]
+    queries = [split_signed_query(r)[0] for r in exchange.requests[3:]]
+    assert ["symbol=BNBUSDT" in queries[0], "symbol=BTCUSDT" in queries[1]] == [True, True]
+
+
+def _algo_row(**changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {**fixture("open_algo_orders")[0], **changes}
+    return {k: v for k, v in row.items() if v is not ...}
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (_algo_row(algoId=...), r"\[0\]\.algoId is missing \[/fapi/v1/openAlgoOrders\]"),
+        (_algo_row(side="HOLD"), r"\[0\]\.side must be BUY or SELL"),
+        (_algo_row(quantity="1E+30"), r"\[0\]\.quantity"),
+        (_algo_row(triggerPrice="1E+30"), r"\[0\]\.triggerPrice"),
+        (_algo_row(price="-5"), r"\[0\]\.price"),
+        (_algo_row(orderType=7), r"\[0\]\.orderType"),
+    ],
+)
+async def test_malformed_or_implausible_algo_orders_fail_the_snapshot(
+    exchange: FakeExchange, binance: BinanceUsdmClient, row: dict[str, Any], message: str
+) -> None:
+    exchange.on(V3_ACCOUNT, reply(fixture("account_v3")))
+    exchange.on(SYMBOL_CONFIG_PATH, reply(fixture("symbol_config")))
+    exchange.on(OPEN_ORDERS_PATH, reply([]))
+    exchange.on(OPEN_ALGO_ORDERS_PATH, reply([row]))
+    with pytest.raises(ExchangeProtocolError, match=message):
+        await binance.fetch_snapshot()
+
+
+async def test_without_the_algo_sweep_only_the_accounts_symbols_are_read(
+    exchange: FakeExchange, http: httpx.AsyncClient, gate: RecordingGate
+) -> None:
+    client = make(http, gate, algo_orders_sweep_s=0)
+    assert client.extra_weight_per_minute() == 0
+    assert make(http, gate).extra_weight_per_minute() == 40  # 40 every 60 s by default
+    exchange.on(V3_ACCOUNT, reply(fixture("account_v3")))
+    exchange.on(SYMBOL_CONFIG_PATH, reply(fixture("symbol_config")))
+    exchange.on(OPEN_ORDERS_PATH, reply([]))
+    exchange.on(OPEN_ALGO_ORDERS_PATH, reply([]))
+    await client.fetch_snapshot()
+    assert gate.weights == [5, 5, 1, 1]
+    assert "symbol=BTCUSDT" in split_signed_query(exchange.requests[3])[0]
+
+
+@pytest.mark.parametrize("value", [-1, "60", True, 86_401])
+def test_a_bad_algo_sweep_interval_is_refused(
+    http: httpx.AsyncClient, gate: RecordingGate, value: Any
+) -> None:
+    with pytest.raises(ConfigError, match="algo_orders_sweep_s must be a number of seconds"):
+        make(http, gate, algo_orders_sweep_s=value)
 
 
 def v3_row(symbol: str, side: str, amount: str, notional: str = "0") -> dict[str, Any]:
@@ -279,6 +360,7 @@ async def test_hedge_mode_and_one_way_positions(
     exchange.on(V3_ACCOUNT, reply({**fixture("account_v3"), "positions": rows}))
     exchange.on(SYMBOL_CONFIG_PATH, reply([]))
     exchange.on(OPEN_ORDERS_PATH, *[reply([])] * 4)
+    exchange.on(OPEN_ALGO_ORDERS_PATH, reply([]))
     snap = await binance.fetch_snapshot()
     got = [(p.symbol, p.side, p.quantity, p.notional, p.mark_price) for p in snap.positions]
     assert got == [
@@ -360,6 +442,7 @@ async def test_v2_fallback_takes_leverage_and_entry_price_from_its_positions(
     )
     exchange.on(V2_ACCOUNT, reply(body))
     exchange.on(OPEN_ORDERS_PATH, reply([]))
+    exchange.on(OPEN_ALGO_ORDERS_PATH, reply([]))
     snap = await client.fetch_snapshot()
     assert snap.available_balance == Decimal("23.72469206")
     assert snap.margin_balance == Decimal("23.72469206")
@@ -381,9 +464,10 @@ async def test_v2_fallback_takes_leverage_and_entry_price_from_its_positions(
     )
     # v2 lists every symbol: leverage is known even where there is no position.
     assert snap.leverage_by_symbol == {"BTCUSDT": Decimal(100), "ETHUSDT": Decimal(20)}
-    # v2 rows do not tell which symbols have open orders: one all-symbols call (weight 40).
-    assert exchange.paths() == [V2_ACCOUNT, OPEN_ORDERS_PATH]
-    assert gate.weights == [10, 40]
+    # v2 rows do not tell which symbols have open orders: one all-symbols call (weight 40),
+    # for plain and for algo orders.
+    assert exchange.paths() == [V2_ACCOUNT, OPEN_ORDERS_PATH, OPEN_ALGO_ORDERS_PATH]
+    assert gate.weights == [10, 40, 40]
 
 
 async def test_retired_endpoint_says_to_switch_snapshot_endpoint(

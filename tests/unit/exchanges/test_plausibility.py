@@ -16,7 +16,7 @@ from app.domain import PositionSide
 from app.errors import ExchangeProtocolError
 from app.exchanges.base import AnswerLimits
 from app.exchanges.binance_usdm import SYMBOL_CONFIG_PATH, BinanceUsdmClient
-from app.exchanges.binance_usdm_market import OPEN_ORDERS_PATH
+from app.exchanges.binance_usdm_market import OPEN_ALGO_ORDERS_PATH, OPEN_ORDERS_PATH
 from app.exchanges.generic_v2 import ACCOUNT_PATH, STATUS_PATH, GenericV2Client
 from app.exchanges.jsonfields import Fields, parse_decimal
 from tests.unit.exchanges.fakes import (
@@ -132,6 +132,7 @@ async def test_binance_hedge_mode_long_and_short_are_not_duplicates(
     exchange.on(V3_ACCOUNT, reply({**fixture("binance_usdm", "account_v3"), "positions": rows}))
     exchange.on(SYMBOL_CONFIG_PATH, reply([]))
     exchange.on(OPEN_ORDERS_PATH, reply([]))
+    exchange.on(OPEN_ALGO_ORDERS_PATH, reply([]))
     snap = await binance(http, gate).fetch_snapshot()
     assert [p.side for p in snap.positions] == [PositionSide.LONG, PositionSide.SHORT]
 

@@ -261,6 +261,22 @@ def test_too_many_open_orders() -> None:
     assert decide(eth(), account=algo).allowed  # a plain order: 2 of 3
 
 
+def test_algo_service_orders_count_toward_both_limits() -> None:
+    """Conditional orders from ``openAlgoOrders`` count toward MAX_NUM_ALGO_ORDERS whatever
+    their type says, and toward MAX_NUM_ORDERS with the plain ones (Binance -4045 / -2025)."""
+    resting = OpenOrder("9", "ETHUSDT", OrderSide.SELL, "SOMETHING_NEW", D("0.01"), algo=True)
+    one = dataclasses.replace(snapshot(available="1000000"), open_orders=(resting,))
+    stop = eth(price=None, order_type="STOP_MARKET", stop_price="3100")
+    denied = decide(stop, account=one)
+    assert codes(denied) == [R.TOO_MANY_OPEN_ORDERS]
+    assert "MAX_NUM_ALGO_ORDERS 1" in denied.reasons[0].message
+    assert decide(eth(), account=one).allowed  # a plain order: 1 of 3
+    full = dataclasses.replace(one, open_orders=(*_orders(2), resting))
+    plain = decide(eth(), account=full)
+    assert codes(plain) == [R.TOO_MANY_OPEN_ORDERS]
+    assert "3 orders are open on ETHUSDT (1 of them algo orders)" in plain.reasons[0].message
+
+
 def test_position_limit_at_leverage_suggests_what_still_fits() -> None:
     account = dataclasses.replace(
         snapshot(position("ETHUSDT", PositionSide.LONG, "1", mark_price="3000"), available="1e9"),
