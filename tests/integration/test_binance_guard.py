@@ -611,7 +611,8 @@ def test_weight_budget_holds_with_50_accounts_on_one_ip(
     second and 60 000/min after (status every 1 s, snapshot every 2 s). The budget must keep
     every rolling minute at or under 600: it lets ``C = 600/11`` through at once and ``C``
     per 6 s after (545/min), and stretches every poll interval by demand / 545 = 110 (a bit
-    more with the host's market poller: its 200 weight/min are shared by all 50 accounts).
+    more with the host's market poller, whose 200 weight/min are shared by all 50 accounts,
+    and each account's openAlgoOrders sweep, 40/min).
 
     The simulator keeps Binance's 60 s window so that its ``X-MBX-USED-WEIGHT-1M`` is the
     quantity the guard budgets. A shorter window would not be comparable: the guard compares
@@ -638,8 +639,10 @@ def test_weight_budget_holds_with_50_accounts_on_one_ip(
     # The host's market poller adds its own demand: exchangeInfo (1 per 300 s) and
     # premiumIndex (10 per 3 s) = 200.2 weight/min, once for all 50 accounts.
     market = 60 / 300 * 1 + 60 / 3 * 10
+    # Each account's all-symbols openAlgoOrders sweep: 40 per 60 s.
+    algo_sweeps = 50 * 40
     assert metric(guard, STRETCH, budget=budget) == pytest.approx(
-        (60_000 + market) / (capacity * 10)
+        (60_000 + algo_sweeps + market) / (capacity * 10)
     )
 
     series: list[tuple[float, int, float | None]] = []  # (s since start, simulator, guard)
