@@ -8,8 +8,10 @@ holds the guard under a target fraction of the documented limit three ways:
    C + 60*C/P in any 60 s; with P = 6 s and C = target/11 that is exactly ``target``
    (sustained: 10/11 of it). A bucket of ``target`` per 60 s would allow a burst of
    ``target`` on top of the refill, up to twice the target in one minute;
-2. poll intervals are stretched when the accounts on the budget would need more than that
-   (``stretch``), so adding accounts never pushes the guard over its target;
+2. poll intervals are stretched when the pollers running on the budget would need more than
+   that (``stretch``), so adding accounts never pushes the guard over its target; a poller
+   declares its demand while it runs, so a fleet refresher budgets for the accounts (and
+   market hosts) whose lease it holds, not for every configured one;
 3. the exchange's own count (``X-MBX-USED-WEIGHT-1M``) pauses calls until the next minute when
    it reaches the target (other processes behind the same IP spend the same weight), and a
    429/418 blocks every account of the budget until ``Retry-After`` has passed.
@@ -62,8 +64,15 @@ class WeightBudget:
         metrics.poll_stretch.labels(name).set(1)
 
     def add_demand(self, weight_per_minute: float) -> None:
-        """Declare the weight per minute one more account will spend at its base intervals."""
+        """Declare the weight per minute one more poller will spend at its base intervals
+        (pollers declare it while they run: in fleet mode a refresher runs only the pollers
+        of the leases it holds, and budgets for those, not for every configured account)."""
         self._demand_per_minute += weight_per_minute
+        self._metrics.poll_stretch.labels(self.name).set(self.stretch)
+
+    def remove_demand(self, weight_per_minute: float) -> None:
+        """A poller stopped (fleet mode: its lease went to another refresher)."""
+        self._demand_per_minute = max(0.0, self._demand_per_minute - weight_per_minute)
         self._metrics.poll_stretch.labels(self.name).set(self.stretch)
 
     @property

@@ -82,7 +82,8 @@ class MarketPoller:
         }
         for gauge in self._last_success.values():
             gauge.set(0)
-        budget.add_demand(
+        #: Weight per minute at the base intervals, declared to the budget while running.
+        self.demand_per_minute = (
             60 / timing.rules_interval_s * source.rules_weight
             + 60 / timing.marks_interval_s * source.marks_weight
         )
@@ -90,8 +91,12 @@ class MarketPoller:
     async def run(self) -> None:
         """Poll until cancelled. No exception escapes except ``CancelledError``."""
         self._log.info("market poller started")
-        while True:
-            await self._step()
+        self.budget.add_demand(self.demand_per_minute)
+        try:
+            while True:
+                await self._step()
+        finally:
+            self.budget.remove_demand(self.demand_per_minute)
 
     async def _step(self) -> None:
         nxt = min(self._rules, self._marks, key=lambda d: d.due)

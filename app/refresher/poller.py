@@ -112,7 +112,8 @@ class AccountPoller:
         self._margin_gauge = metrics.margin_ratio.labels(account)
         self._balance_gauge = metrics.available_balance.labels(account)
         caps = client.capabilities
-        budget.add_demand(
+        #: Weight per minute at the base intervals, declared to the budget while running.
+        self.demand_per_minute = (
             60 / timing.status_interval_s * caps.status_weight
             + 60 / timing.snapshot_interval_s * caps.snapshot_weight
             + client.extra_weight_per_minute()
@@ -121,6 +122,13 @@ class AccountPoller:
     async def run(self) -> None:
         """Poll until cancelled. No exception escapes except ``CancelledError``."""
         self._log.info("poller started", base_url=self.client.base_url)
+        self.budget.add_demand(self.demand_per_minute)
+        try:
+            await self._run()
+        finally:
+            self.budget.remove_demand(self.demand_per_minute)
+
+    async def _run(self) -> None:
         # Spread the first requests of all accounts over one status interval. Hundreds of
         # pollers starting at once would queue hundreds of requests in the HTTP pool and send
         # the exchange a burst; from ~300 accounts on one host, httpcore's pool then spends
