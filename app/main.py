@@ -42,7 +42,14 @@ from app.exchanges import client_class
 from app.exchanges.base import AnswerLimits, Credentials, ExchangeClient
 from app.fleet.connection import REDIS_ERRORS, RedisLink, connect, safe_url
 from app.fleet.controls import FleetControls
-from app.fleet.feed import StateFeed, StatePublisher, apply_published, read_latest
+from app.fleet.feed import (
+    StateFeed,
+    StatePublisher,
+    apply_market,
+    apply_published,
+    read_latest,
+    read_latest_market,
+)
 from app.fleet.leases import LeaseManager, LiveRefreshers
 from app.fleet.model import FleetRole, Keys, RedisLossMode
 from app.fleet.ratelimit import RedisOrderRate
@@ -112,6 +119,7 @@ def _build_refresher(
         marks_interval_s=settings.markets.marks_interval_s,
     )
     clients: dict[str, ExchangeClient] = {}
+    market_hosts: set[str] = set()
     for name, account in settings.accounts.items():
         cls = client_class(account.exchange)
         if account.api_key is None or account.api_secret is None:  # unreachable: validated
@@ -151,7 +159,8 @@ def _build_refresher(
             markets.configure_static(name, _static_rules(account), Instant.now())
         elif source is not None:
             host = budget.name if caps.weight_scope == "host" else f"{account.exchange}@{name}"
-            if markets.view(host) is None:
+            if host not in market_hosts:
+                market_hosts.add(host)
                 pollers.append(MarketPoller(host, source, markets, metrics, budget, market_timing))
             markets.register(name, host)
     return Refresher(pollers), clients
@@ -243,11 +252,13 @@ def _fleet_runtime(
     running: dict[str, Refresher],
     markets: MarketStore,
 ) -> tuple[FleetRuntime, dict[str, ExchangeClient]]:
-    """The loops of this process's role. Refreshers poll into a store of their own and
-    publish it; api processes apply what is published to the store they answer from.
+    """The loops of this process's role. Refreshers poll into stores of their own and
+    publish them; api processes apply what is published to the stores they answer from.
 
-    Market rules and mark prices are not shared through Redis (yet): every api process polls
-    them itself (per exchange host, public endpoints), refreshers do not."""
+    Market rules and mark prices take the same road: each exchange host is a lease item
+    (``market:<host>``) polled by one refresher fleet-wide and published through the fenced
+    feed; api processes never poll the exchange (not even the key-permission check), except
+    in the outage fallback, which then polls the accounts and their hosts' market data."""
     config = settings.fleet
     role = config.role
     accounts = list(settings.accounts)
@@ -256,28 +267,37 @@ def _fleet_runtime(
     polling = None
     if role.polls:
         poll_store = StateStore((name, acc.exchange) for name, acc in settings.accounts.items())
-        built, clients = _build_refresher(settings, poll_store, metrics, http, MarketStore())
-        polling = Refresher(p for p in built.pollers if isinstance(p, AccountPoller))
+        poll_markets = MarketStore()
+        built, clients = _build_refresher(settings, poll_store, metrics, http, poll_markets)
+        polling = built  # account pollers, and one market poller per host (``market:<host>``)
         running["refresher"] = polling
         pollers = polling
+        hosts = {p.account: p.host for p in built.pollers if isinstance(p, MarketPoller)}
 
-        async def on_acquire(account: str, _fence: int) -> None:
+        async def on_acquire(item: str, _fence: int) -> None:
             # Start from the stored latest state, so a failure of the first refresh does
-            # not publish "no data" over the previous holder's good data.
+            # not publish "no data" over the previous holder's good data (and market data
+            # still fresh is not fetched again).
+            host = hosts.get(item)
             try:
-                latest = await read_latest(fleet.redis, fleet.keys, account)
+                if host is not None:
+                    market = await read_latest_market(fleet.redis, fleet.keys, host)
+                    if market is not None:
+                        apply_market(poll_markets, market, Instant.now())
+                else:
+                    latest = await read_latest(fleet.redis, fleet.keys, item)
+                    if latest is not None:
+                        apply_published(poll_store, latest, Instant.now())
             except REDIS_ERRORS:
-                latest = None
-            if latest is not None:
-                apply_published(poll_store, latest, Instant.now())
-            pollers.start_account(account)
+                pass
+            pollers.start_account(item)
 
         leases = LeaseManager(
             fleet.redis,
             fleet.keys,
             fleet.link,
             metrics,
-            accounts,
+            accounts + list(hosts),
             ttl_s=config.lease_ttl_s,
             on_acquire=on_acquire,
             on_lose=polling.stop_account,
@@ -290,23 +310,32 @@ def _fleet_runtime(
             poll_store,
             leases.fence,
             maxlen=config.stream_maxlen,
+            markets=poll_markets,
         )
         poll_store.subscribe(publisher)
+        poll_markets.subscribe(publisher.market_changed)
     feed = None
     fallback = None
-    market_polling = None
     if role.answers:
+        # Registers which host's market data each account reads; nothing is started here.
+        registered = _build_refresher(settings, store, metrics, http, markets)[0]
+        answer_hosts = [p.host for p in registered.pollers if isinstance(p, MarketPoller)]
         feed = StateFeed(
-            fleet.redis, fleet.keys, fleet.link, metrics, store, accounts, resync_s=config.resync_s
+            fleet.redis,
+            fleet.keys,
+            fleet.link,
+            metrics,
+            store,
+            accounts,
+            resync_s=config.resync_s,
+            markets=markets,
+            hosts=answer_hosts,
         )
 
         def fallback() -> Refresher:
-            built = _build_refresher(settings, store, metrics, http, MarketStore())[0]
-            return Refresher(p for p in built.pollers if isinstance(p, AccountPoller))
-
-        built, answer_clients = _build_refresher(settings, store, metrics, http, markets)
-        market_polling = Refresher(p for p in built.pollers if isinstance(p, MarketPoller))
-        clients = clients or answer_clients
+            # Accounts and their hosts' market data, into the stores this process answers
+            # from; market pollers resume from the age of the data the feed brought.
+            return _build_refresher(settings, store, metrics, http, markets)[0]
 
     runtime = FleetRuntime(
         redis=fleet.redis,
@@ -319,7 +348,6 @@ def _fleet_runtime(
         leases=leases,
         publisher=publisher,
         polling=polling,
-        market_polling=market_polling,
         fallback=fallback,
         on_redis_loss=config.on_redis_loss,
         grace_s=config.fallback_grace_s,

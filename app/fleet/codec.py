@@ -1,4 +1,5 @@
-"""JSON for what crosses Redis: account state (status, snapshot, last error) and switches.
+"""JSON for what crosses Redis: account state (status, snapshot, last error), market rules
+and mark prices per exchange host, and switches.
 
 Decoding is strict and typed from the domain dataclasses' annotations: a field of the wrong
 type raises ``ValueError``, so a corrupt or foreign payload is refused whole (never applied
@@ -8,6 +9,7 @@ half). Decimals travel as strings, never as floats.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -26,6 +28,7 @@ from app.domain import (
     KillSwitchScope,
     RefreshError,
 )
+from app.markets.model import MarketRules, MarkPrices
 
 T = TypeVar("T")
 
@@ -55,9 +58,23 @@ class PublishedState:
     snapshot_error: RefreshError | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PublishedMarket:
+    """One exchange host's market rules and mark prices as a refresher published them."""
+
+    host: str
+    rules: Part[MarketRules] | None
+    marks: Part[MarkPrices] | None
+    last_error: str | None
+    #: Wall time (ms) of publication, for the publish-to-apply lag.
+    published_wall_ms: int
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, frozenset | set):
+        return sorted(_plain(v) for v in value)
     if isinstance(value, Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -100,6 +117,10 @@ def _typed(tp: Any, raw: Any, where: str) -> Any:
         if type(raw) is not int:
             raise ValueError(f"{where}: expected an integer")
         return raw
+    if tp is float:
+        if type(raw) not in (int, float) or not math.isfinite(raw):
+            raise ValueError(f"{where}: expected a finite number")
+        return float(raw)
     if tp is str:
         if not isinstance(raw, str):
             raise ValueError(f"{where}: expected a string")
@@ -114,6 +135,11 @@ def _typed(tp: Any, raw: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected a list")
         (inner, _) = typing.get_args(tp)
         return tuple(_typed(inner, v, f"{where}[{i}]") for i, v in enumerate(raw))
+    if origin is frozenset:
+        if not isinstance(raw, list):
+            raise ValueError(f"{where}: expected a list")
+        (inner,) = typing.get_args(tp)
+        return frozenset(_typed(inner, v, f"{where}[{i}]") for i, v in enumerate(raw))
     if origin is Mapping or origin is dict:
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: expected an object")
@@ -194,6 +220,47 @@ def decode_state(payload: bytes | str) -> PublishedState:
         published_wall_ms=published,
         status_error=_typed(RefreshError | None, raw.get("status_error"), "status_error"),
         snapshot_error=_typed(RefreshError | None, raw.get("snapshot_error"), "snapshot_error"),
+    )
+
+
+def encode_market(market: PublishedMarket) -> bytes:
+    def part(p: Part[Any] | None) -> dict[str, Any] | None:
+        return (
+            None
+            if p is None
+            else {"value": _plain(p.value), "received_wall_ms": p.received_wall_ms}
+        )
+
+    return orjson.dumps(
+        {
+            "host": market.host,
+            "rules": part(market.rules),
+            "marks": part(market.marks),
+            "last_error": market.last_error,
+            "published_wall_ms": market.published_wall_ms,
+        }
+    )
+
+
+def decode_market(payload: bytes | str) -> PublishedMarket:
+    """Raises ``ValueError`` for anything but complete, well-typed market data."""
+    try:
+        raw = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise ValueError("market payload is not JSON") from None
+    if not isinstance(raw, dict):
+        raise ValueError("market payload is not an object")
+    host, published, error = raw.get("host"), raw.get("published_wall_ms"), raw.get("last_error")
+    if not isinstance(host, str) or type(published) is not int:
+        raise ValueError("market payload lacks host or published_wall_ms")
+    if not (error is None or isinstance(error, str)):
+        raise ValueError("market payload: last_error must be a string")
+    return PublishedMarket(
+        host=host,
+        rules=_part(MarketRules, raw.get("rules"), "rules"),
+        marks=_part(MarkPrices, raw.get("marks"), "marks"),
+        last_error=error,
+        published_wall_ms=published,
     )
 
 

@@ -1,17 +1,23 @@
 """Refresh results through Redis: fenced publication, and every api process applying them.
 
-Publication (refresher side): every change of the refresher's own store (a status, a
-snapshot, a failure) is written by one script that refuses it unless the writer's fencing
-token is still the account's latest and the (fence, sequence) is newer than what is stored;
-it then replaces the account's latest-state hash (``state:{acct}``: the whole state, never a
-part) and appends it to the fan-out stream (trimmed to about ``maxlen`` entries).
+Two kinds of item travel this way: accounts (status, snapshot, errors) and exchange hosts'
+market rules and mark prices (item ``market:<host>``, leased like an account, so one
+refresher polls each host fleet-wide and api processes never poll the exchange).
+
+Publication (refresher side): every change of the refresher's own stores (a status, a
+snapshot, a failure, new market rules or mark prices) is written by one script that refuses
+it unless the writer's fencing token is still the item's latest and the (fence, sequence)
+is newer than what is stored; it then replaces the item's latest-state hash
+(``state:{item}``: the whole state, never a part) and appends it to the fan-out stream
+(trimmed to about ``maxlen`` entries).
 
 Application (api side): ``StateFeed`` tails the stream with ``XREAD``; at start, after any
 error, and every ``resync_s`` it re-reads every account's latest-state hash, so a replica
 that missed entries (a reconnect, a trimmed stream) recovers from whole stored states. An
 entry not newer than what was applied (by fence, then sequence) is dropped. Ages come from
 the wall time each part was received from the exchange, carried with it, so every replica
-reports the same age; a replica whose feed stops sees the ages grow into ``STALE_DATA``.
+reports the same age; a replica whose feed stops sees the ages grow into ``STALE_DATA``
+(and, for market data, ``MARKET_RULES_UNAVAILABLE``).
 """
 
 from __future__ import annotations
@@ -25,11 +31,28 @@ import structlog
 from redis.asyncio import Redis
 
 from app.domain import AccountState, Instant, Observed
-from app.fleet.codec import Part, PublishedState, decode_state, encode_state
+from app.fleet.codec import (
+    Part,
+    PublishedMarket,
+    PublishedState,
+    decode_market,
+    decode_state,
+    encode_market,
+    encode_state,
+)
 from app.fleet.connection import REDIS_ERRORS, RedisLink
 from app.fleet.model import Keys
+from app.markets.store import MarketStore, MarketView
 from app.metrics import Metrics
 from app.state.store import StateStore
+
+#: Lease and feed item of an exchange host's market data (account names have no colon).
+MARKET_PREFIX = "market:"
+
+
+def market_item(host: str) -> str:
+    return MARKET_PREFIX + host
+
 
 log = structlog.get_logger("app.fleet")
 
@@ -70,6 +93,34 @@ def published(state: AccountState, now_ms: int) -> PublishedState:
     )
 
 
+def published_market(view: MarketView, now_ms: int) -> PublishedMarket:
+    """What a refresher publishes of its host's market view."""
+    rules, marks = view.rules, view.marks
+    return PublishedMarket(
+        host=view.host,
+        rules=None if rules is None else Part(rules.value, rules.received_wall_ms),
+        marks=None if marks is None else Part(marks.value, marks.received_wall_ms),
+        last_error=view.last_error,
+        published_wall_ms=now_ms,
+    )
+
+
+def _observed(part: Part[Any] | None, now: Instant) -> Observed[Any] | None:
+    """A published part with its monotonic receive time derived from its wall time, so its
+    age here is its age since the exchange answered (not since it reached this process)."""
+    if part is None:
+        return None
+    age_s = max(0, now.wall_ms - part.received_wall_ms) / 1000
+    return Observed(part.value, now.mono - age_s, part.received_wall_ms)
+
+
+def apply_market(markets: MarketStore, market: PublishedMarket, now: Instant) -> MarketView:
+    """Put published market data into ``markets``: each part only if newer (receive time)."""
+    return markets.put_observed(
+        market.host, _observed(market.rules, now), _observed(market.marks, now), market.last_error
+    )
+
+
 def apply_published(store: StateStore, state: PublishedState, now: Instant) -> AccountState:
     """Put a published state into ``store``: each part replaced only by a newer one (by its
     receive wall time), with its monotonic receive time derived from that wall time."""
@@ -82,8 +133,7 @@ def apply_published(store: StateStore, state: PublishedState, now: Instant) -> A
             return mine
         if mine is not None and mine.received_wall_ms >= part.received_wall_ms:
             return mine
-        age_s = max(0, now.wall_ms - part.received_wall_ms) / 1000
-        return Observed(part.value, now.mono - age_s, part.received_wall_ms)
+        return _observed(part, now)
 
     return store.put_all(
         state.account,
@@ -98,11 +148,11 @@ def apply_published(store: StateStore, state: PublishedState, now: Instant) -> A
 
 
 class StatePublisher:
-    """Publishes every change of the refresher's store, fenced by its lease's token.
+    """Publishes every change of the refresher's stores, fenced by its lease's token.
 
-    A store listener marks the account dirty (cheap, never raises); one task publishes the
-    latest state of each dirty account, so a slow Redis coalesces updates instead of queueing
-    them (bounded by the number of accounts)."""
+    Store listeners mark the item dirty (cheap, never raise); one task publishes the latest
+    state of each dirty item, so a slow Redis coalesces updates instead of queueing them
+    (bounded by the number of accounts and hosts)."""
 
     def __init__(
         self,
@@ -114,11 +164,15 @@ class StatePublisher:
         fence: Callable[[str], int | None],
         *,
         maxlen: int,
+        markets: MarketStore | None = None,
     ) -> None:
         self._keys = keys
         self._link = link
         self._metrics = metrics
         self._store = store
+        self._markets = markets
+        #: Per host, a count of its market view's changes (the publication sequence).
+        self._market_seq: dict[str, int] = {}
         self._fence = fence
         self._maxlen = maxlen
         self._script = redis.register_script(_PUBLISH)
@@ -128,6 +182,12 @@ class StatePublisher:
 
     def __call__(self, _old: AccountState, new: AccountState) -> None:
         self._dirty[new.account] = None
+        self._wake.set()
+
+    def market_changed(self, view: MarketView) -> None:
+        """``MarketStore`` listener."""
+        self._market_seq[view.host] = self._market_seq.get(view.host, 0) + 1
+        self._dirty[market_item(view.host)] = None
         self._wake.set()
 
     async def run(self) -> None:
@@ -145,17 +205,32 @@ class StatePublisher:
                     self._dirty[account] = None
                     await asyncio.sleep(0.2)
 
+    def _latest(self, item: str) -> tuple[int, bytes] | None:
+        """The item's (sequence, payload) to publish, or ``None`` when there is none."""
+        if item.startswith(MARKET_PREFIX):
+            host = item.removeprefix(MARKET_PREFIX)
+            view = None if self._markets is None else self._markets.view(host)
+            if view is None or host not in self._market_seq:
+                return None
+            payload = encode_market(published_market(view, wall_now_ms()))
+            return self._market_seq[host], payload
+        state = self._store.get(item)
+        if state is None:
+            return None
+        return state.version, encode_state(published(state, wall_now_ms()))
+
     async def publish(self, account: str) -> bool:
+        """Publish an item (an account, or ``market:<host>``) if its lease is held."""
         fence = self._fence(account)
-        state = self._store.get(account)
-        if fence is None or state is None:
+        latest = self._latest(account)
+        if fence is None or latest is None:
             return False  # not (or no longer) ours to publish
-        payload = encode_state(published(state, wall_now_ms()))
+        seq, payload = latest
         k = self._keys
         result = int(
             await self._script(
                 keys=[k.fence(account), k.state(account), k.state_stream],
-                args=[fence, state.version, payload, self._maxlen, account],
+                args=[fence, seq, payload, self._maxlen, account],
             )
         )
         self._link.ok()
@@ -177,13 +252,18 @@ class StateFeed:
         *,
         resync_s: float,
         block_s: float = 1.0,
+        markets: MarketStore | None = None,
+        hosts: Sequence[str] = (),
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._link = link
         self._metrics = metrics
         self._store = store
-        self._accounts = list(accounts)
+        self._markets = markets
+        self._hosts = {market_item(host): host for host in hosts} if markets is not None else {}
+        #: Every item read on a resync: the accounts, then the market hosts.
+        self._accounts = list(accounts) + list(self._hosts)
         self.resync_s = resync_s
         self._block_ms = max(1, round(min(block_s, resync_s) * 1000))
         #: (fence, seq) last applied per account.
@@ -191,6 +271,18 @@ class StateFeed:
         self.synced = False
         self._lag = metrics.fleet_apply_lag
         self._outcomes = {o: metrics.fleet_applied.labels(o) for o in ("ok", "old", "invalid")}
+
+    def markets_missing(self) -> list[str]:
+        """Hosts whose market rules this process has never received (orders needing them
+        deny with ``MARKET_RULES_UNAVAILABLE`` until they come)."""
+        if self._markets is None:
+            return []
+        missing = []
+        for host in self._hosts.values():
+            view = self._markets.view(host)
+            if view is None or view.rules is None:
+                missing.append(host)
+        return missing
 
     async def run(self) -> None:
         while True:
@@ -245,26 +337,35 @@ class StateFeed:
         self.apply(account, fence, seq, payload)
 
     def apply(self, account: str, fence: int, seq: int, payload: bytes) -> bool:
-        if self._store.get(account) is None:
-            return False  # an account this guard does not guard
+        """Apply one published item (an account, or ``market:<host>``) if it is newer."""
+        host = self._hosts.get(account)
+        if host is None and self._store.get(account) is None:
+            return False  # an account (or host) this guard does not guard
         seen = self._seen.get(account)
         if seen is not None and (fence, seq) <= seen:
             self._outcomes["old"].inc()
             return False
+        now = Instant.now()
         try:
-            state = decode_state(payload)
+            if host is not None and self._markets is not None:
+                market = decode_market(payload)
+                if market.host != host:
+                    raise ValueError(f"market data of {market.host!r} under {account!r}")
+                apply_market(self._markets, market, now)
+                published_ms = market.published_wall_ms
+            else:
+                state = decode_state(payload)
+                if state.account != account:
+                    raise ValueError(f"state of {state.account!r} under {account!r}")
+                apply_published(self._store, state, now)
+                published_ms = state.published_wall_ms
         except ValueError as exc:
             self._outcomes["invalid"].inc()
-            log.error("unreadable published state", account=account, error=str(exc))
+            log.error("unreadable published state", item=account, error=str(exc))
             return False
-        if state.account != account:
-            self._outcomes["invalid"].inc()
-            return False
-        now = Instant.now()
-        apply_published(self._store, state, now)
         self._seen[account] = (fence, seq)
         self._outcomes["ok"].inc()
-        self._lag.observe(max(0, now.wall_ms - state.published_wall_ms) / 1000)
+        self._lag.observe(max(0, now.wall_ms - published_ms) / 1000)
         return True
 
 
@@ -277,6 +378,18 @@ async def read_latest(redis: Redis, keys: Keys, account: str) -> PublishedState 
         return decode_state(payload)
     except ValueError:
         return None
+
+
+async def read_latest_market(redis: Redis, keys: Keys, host: str) -> PublishedMarket | None:
+    """The stored latest market data of one host (a new lease holder starts from it)."""
+    payload = await redis.hget(keys.state(market_item(host)), "payload")
+    if payload is None:
+        return None
+    try:
+        market = decode_market(payload)
+    except ValueError:
+        return None
+    return market if market.host == host else None
 
 
 def _streams(reply: Any) -> list[tuple[Any, list[tuple[Any, dict[Any, Any]]]]]:

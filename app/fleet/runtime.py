@@ -51,7 +51,6 @@ class FleetRuntime:
         leases: LeaseManager | None,
         publisher: StatePublisher | None,
         polling: Polling | None,
-        market_polling: Polling | None,
         fallback: Callable[[], Polling] | None,
         on_redis_loss: RedisLossMode,
         grace_s: float,
@@ -67,7 +66,6 @@ class FleetRuntime:
         self.leases = leases
         self.publisher = publisher
         self._polling = polling
-        self._market_polling = market_polling
         self._make_fallback = fallback
         self._fallback: Polling | None = None
         self.on_redis_loss = on_redis_loss
@@ -98,8 +96,6 @@ class FleetRuntime:
         if self.feed is not None:
             with contextlib.suppress(*REDIS_ERRORS):
                 await self.feed.resync()  # answers start from the stored states
-        if self._market_polling is not None:
-            self._market_polling.start()
         self._spawn(self.link.run(), "fleet-link")
         self._spawn(self.controls.run(), "fleet-controls")
         if self.feed is not None:
@@ -123,8 +119,6 @@ class FleetRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._polling is not None:
             await self._polling.stop()
-        if self._market_polling is not None:
-            await self._market_polling.stop()
         if self._fallback is not None:
             await self._fallback.stop()
             self._fallback = None
@@ -178,6 +172,10 @@ class FleetRuntime:
                 waiting.append("kill switches from redis")
             if self.feed is not None and not self.feed.synced:
                 waiting.append("account state from redis")
+            if self.feed is not None:
+                waiting.extend(
+                    f"market rules of {host} from redis" for host in self.feed.markets_missing()
+                )
         if self.leases is not None and not self.leases.registered:
             waiting.append("refresher registration")
         body: dict[str, Any] = {
@@ -195,8 +193,11 @@ class FleetRuntime:
         return body
 
     def ready(self) -> bool:
-        """Ready to serve its role. An api process with its controls loaded and its state
-        read stays ready through an outage (it answers from memory, fail-closed)."""
+        """Ready to serve its role. An api process with its controls loaded, its state read
+        and every host's market rules received once stays ready through an outage (it
+        answers from memory, fail-closed)."""
         if self.role.answers:
-            return self.controls.loaded and (self.feed is None or self.feed.synced)
+            return self.controls.loaded and (
+                self.feed is None or (self.feed.synced and not self.feed.markets_missing())
+            )
         return self.link.up and self.leases is not None and self.leases.registered

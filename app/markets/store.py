@@ -9,10 +9,14 @@ Nothing here reads a clock: callers pass ``Instant``s.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from app.domain import Instant, Observed
 from app.markets.model import MarketRules, MarkPrices
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +35,20 @@ class MarketView:
     static: bool = False
 
 
+#: Called with every new view of a polled host (fleet mode publishes it); must not raise.
+MarketListener = Callable[[MarketView], None]
+
+
 class MarketStore:
     """Latest ``MarketView`` per host, and which host each account trades on."""
 
     def __init__(self) -> None:
         self._views: dict[str, MarketView] = {}
         self._account_host: dict[str, str] = {}
+        self._listeners: list[MarketListener] = []
+
+    def subscribe(self, listener: MarketListener) -> None:
+        self._listeners.append(listener)
 
     def register(self, account: str, host: str) -> None:
         """Decisions for ``account`` read ``host``'s rules (no data until the first refresh)."""
@@ -74,8 +86,33 @@ class MarketStore:
         """Record a failed refresh: the last good values stay and keep ageing."""
         return self._replace(host, last_error=message)
 
+    def put_observed(
+        self,
+        host: str,
+        rules: Observed[MarketRules] | None,
+        marks: Observed[MarkPrices] | None,
+        last_error: str | None,
+    ) -> MarketView:
+        """Record values observed elsewhere (fleet mode: published by the host's refresher),
+        each part only if it was received later than the one held."""
+
+        def newer(new: Observed[T] | None, old: Observed[T] | None) -> Observed[T] | None:
+            if new is None or (old is not None and old.received_wall_ms >= new.received_wall_ms):
+                return old
+            return new
+
+        old = self._views.get(host) or MarketView(host)
+        return self._replace(
+            host,
+            rules=newer(rules, old.rules),
+            marks=newer(marks, old.marks),
+            last_error=last_error,
+        )
+
     def _replace(self, host: str, **changes: object) -> MarketView:
         old = self._views.get(host) or MarketView(host)
         new = dataclasses.replace(old, **changes)  # type: ignore[arg-type]
         self._views[host] = new
+        for listener in self._listeners:
+            listener(new)
         return new

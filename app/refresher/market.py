@@ -91,12 +91,27 @@ class MarketPoller:
     async def run(self) -> None:
         """Poll until cancelled. No exception escapes except ``CancelledError``."""
         self._log.info("market poller started")
+        self._resume()
         self.budget.add_demand(self.demand_per_minute)
         try:
             while True:
                 await self._step()
         finally:
             self.budget.remove_demand(self.demand_per_minute)
+            # Fleet mode: the host's lease went elsewhere; this process no longer refreshes
+            # it (0 = never, as before the first success), so its age alerts nothing here.
+            for gauge in self._last_success.values():
+                gauge.set(0)
+
+    def _resume(self) -> None:
+        """Schedule from the data already held (fleet mode: a new lease holder starts from
+        the published data), so a hand-over does not fetch again what is still fresh."""
+        view = self.store.view(self.host)
+        if view is None:
+            return
+        for due, observed in ((self._rules, view.rules), (self._marks, view.marks)):
+            if observed is not None:
+                due.due = observed.received_mono + due.interval_s
 
     async def _step(self) -> None:
         nxt = min(self._rules, self._marks, key=lambda d: d.due)

@@ -66,5 +66,15 @@ async def test_rules_and_marks_reach_the_store_and_failures_are_counted(
     assert (
         sample("pretrade_guard_market_refresh_last_success_timestamp_seconds", "market_rules") or 0
     ) > 0
-    # The host's demand is declared: 60/300 x 1 + 60/0.01 x 10 weight per minute.
+    # The host's demand (60/300 x 1 + 60/0.01 x 10 weight per minute) is declared while the
+    # poller runs, and withdrawn when it stops (fleet mode: its lease went elsewhere).
+    assert budget.stretch == 1
+    task = asyncio.create_task(poller.run())
+    await asyncio.sleep(0)
     assert budget.stretch > 1
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert budget.stretch == 1
+    assert (
+        sample("pretrade_guard_market_refresh_last_success_timestamp_seconds", "market_rules") == 0
+    )

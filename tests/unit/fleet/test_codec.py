@@ -96,3 +96,61 @@ def test_switch_round_trip_and_scope_consistency() -> None:
     raw["symbol"] = None
     with pytest.raises(ValueError, match="scope does not match"):
         decode_switch(orjson.dumps(raw))
+
+
+def test_market_rules_round_trip_and_ages_come_from_the_exchanges_answer() -> None:
+    from app.domain import Instant, RateLimit
+    from app.fleet.codec import Part, PublishedMarket, decode_market, encode_market
+    from app.fleet.feed import apply_market
+    from app.markets.model import Bounds, MarketRules, MarkPrices, SymbolRules
+    from app.markets.store import MarketStore
+
+    rules = MarketRules(
+        symbols={
+            "BTCUSDT": SymbolRules(
+                symbol="BTCUSDT",
+                status="TRADING",
+                order_types=frozenset({"LIMIT", "MARKET"}),
+                price=Bounds(Decimal("0.10"), Decimal("1000000"), Decimal("0.10")),
+                lot=Bounds(Decimal("0.001"), Decimal("1000"), Decimal("0.001")),
+                min_notional=Decimal("100"),
+                multiplier_up=Decimal("1.05"),
+                max_orders=200,
+                time_in_force=frozenset({"GTC", "IOC"}),
+                price_precision=2,
+            )
+        },
+        order_limits=(RateLimit(300, 10.0), RateLimit(1200, 60.0)),
+    )
+    marks = MarkPrices({"BTCUSDT": Decimal("60000.12345678")})
+    market = PublishedMarket("binance-usdm@h", Part(rules, 1_000), Part(marks, 5_000), None, 6_000)
+    decoded = decode_market(encode_market(market))
+    assert decoded == market
+    # Applied 25 s after the marks were received from the exchange: 25 s old here too.
+    store = MarketStore()
+    store.register("acct", "binance-usdm@h")
+    now = Instant(mono=500.0, wall_ms=30_000)
+    view = apply_market(store, decoded, now)
+    assert view.marks is not None
+    assert now.mono - view.marks.received_mono == pytest.approx(25.0)
+    # An older publication never replaces newer data.
+    older = PublishedMarket("binance-usdm@h", None, Part(MarkPrices({}), 4_000), None, 7_000)
+    assert apply_market(store, older, now).marks == view.marks
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"host": "h", "published_wall_ms": 1, "rules": {"value": {"symbols": 3}, '
+        b'"received_wall_ms": 1}}',
+        b'{"host": "h", "published_wall_ms": 1, "marks": {"value": {"prices": {"X": 1.5}}, '
+        b'"received_wall_ms": 1}}',
+        b'{"host": 1, "published_wall_ms": 1}',
+        b"[]",
+    ],
+)
+def test_malformed_market_data_is_refused_whole(payload: bytes) -> None:
+    from app.fleet.codec import decode_market
+
+    with pytest.raises(ValueError, match=r"market payload|rules|marks|expected"):
+        decode_market(payload)
