@@ -100,6 +100,9 @@ class ServerSettings(_Model):
     #: Open client connections at most (503 beyond); default: what the file-descriptor limit
     #: leaves after the exchange pollers' connections and the guard's own files.
     max_connections: int | None = Field(default=None, ge=16, le=1_000_000)
+    #: Worker processes answering on the one port (``--workers``). More than one only in
+    #: fleet mode with role ``api``: embedded mode and roles that poll run one worker.
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 class TokenSettings(_Model):

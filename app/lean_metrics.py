@@ -12,17 +12,56 @@ They are registered on the registry as collectors, so ``/metrics`` and
 they are made on the event loop's thread only (the request path, which never runs in a
 thread pool). A scrape from another thread may see the sum one observation behind the
 buckets; the count is always the sum of the buckets.
+
+Several worker processes (``server.workers`` > 1, fleet api role): given a ``SharedSamples``
+the families hand out ``Shared*`` children, which also write every new value into this
+process's file in prometheus_client's multiprocess format (``counter_lean_<pid>.db``,
+``histogram_lean_<pid>.db`` in the worker pool's metrics directory), so a scrape of any
+worker sums every worker's, including those of workers that died (``app/worker_pool.py``).
+Without one (embedded mode, one worker) the children are the plain ones above: the hot path
+is unchanged.
 """
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Generic, TypeVar, cast
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.utils import floatToGoString
+
+
+class SharedSamples:
+    """This process's files of lean samples in a multiprocess metrics directory (one for
+    counters, one for histograms), named so ``MultiProcessCollector`` reads them by type and
+    never mixes them up with prometheus_client's own ``counter_<pid>.db``."""
+
+    def __init__(self, directory: Path, process_id: int | None = None) -> None:
+        pid = os.getpid() if process_id is None else process_id
+        self.counters = _file(directory, "counter", pid)
+        self.histograms = _file(directory, "histogram", pid)
+
+    def close(self) -> None:
+        self.counters.close()  # type: ignore[no-untyped-call]
+        self.histograms.close()  # type: ignore[no-untyped-call]
+
+
+def _file(directory: Path, kind: str, pid: int) -> MmapedDict:
+    path = directory / f"{kind}_lean_{pid}.db"
+    return MmapedDict(str(path))  # type: ignore[no-untyped-call]
+
+
+#: ``MmapedDict.write_value(key, value, timestamp)`` (untyped upstream).
+_Write = Callable[[str, float, float], None]
+
+
+def _writer(samples: MmapedDict) -> _Write:
+    return cast(_Write, samples.write_value)
 
 
 class LeanCounterChild:
@@ -54,6 +93,56 @@ class LeanHistogramChild:
         self.sum += amount * times
 
 
+class SharedCounterChild(LeanCounterChild):
+    """A lean counter child that also writes its value to this process's shared file."""
+
+    __slots__ = ("_key", "_write")
+
+    def __init__(self, samples: MmapedDict, key: str) -> None:
+        super().__init__()
+        self._write = _writer(samples)
+        self._key = key
+        self._write(key, 0.0, 0.0)  # the series exists at 0 from the start
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+        self._write(self._key, self.value, 0.0)
+
+
+class SharedHistogramChild(LeanHistogramChild):
+    """A lean histogram child that also writes its bucket counts and sum to the shared file
+    (counts per bucket, not cumulative: the collector accumulates them)."""
+
+    __slots__ = ("_bucket_keys", "_sum_key", "_write")
+
+    def __init__(
+        self, bounds: tuple[float, ...], samples: MmapedDict, bucket_keys: list[str], sum_key: str
+    ) -> None:
+        super().__init__(bounds)
+        self._write = _writer(samples)
+        self._bucket_keys = bucket_keys
+        self._sum_key = sum_key
+        for key in bucket_keys:
+            self._write(key, 0.0, 0.0)
+        self._write(sum_key, 0.0, 0.0)
+
+    def observe(self, amount: float) -> None:
+        index = bisect_left(self._bounds, amount)
+        counts = self.counts
+        counts[index] += 1
+        self.sum += amount
+        write = self._write
+        write(self._bucket_keys[index], counts[index], 0.0)
+        write(self._sum_key, self.sum, 0.0)
+
+    def observe_many(self, amount: float, times: int) -> None:
+        index = bisect_left(self._bounds, amount)
+        self.counts[index] += times
+        self.sum += amount * times
+        self._write(self._bucket_keys[index], self.counts[index], 0.0)
+        self._write(self._sum_key, self.sum, 0.0)
+
+
 Child = TypeVar("Child", LeanCounterChild, LeanHistogramChild)
 
 
@@ -65,16 +154,18 @@ class _LeanFamily(Generic[Child]):
         labelnames: Sequence[str] = (),
         *,
         registry: CollectorRegistry,
+        shared: SharedSamples | None = None,
     ) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self._shared = shared
         self._children: dict[tuple[str, ...], Child] = {}
         if not self.labelnames:
-            self._children[()] = self._new_child()
+            self._children[()] = self._new_child(())
         registry.register(self)
 
-    def _new_child(self) -> Child:
+    def _new_child(self, values: tuple[str, ...]) -> Child:
         raise NotImplementedError
 
     def _family(self) -> Metric:
@@ -90,7 +181,7 @@ class _LeanFamily(Generic[Child]):
         key = tuple(str(v) for v in values)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self._new_child()
+            child = self._children[key] = self._new_child(key)
         return child
 
     def _only_child(self) -> Child:
@@ -108,8 +199,12 @@ class _LeanFamily(Generic[Child]):
 class LeanCounter(_LeanFamily[LeanCounterChild]):
     """A counter family (``name`` ends in ``_total``) with unlocked children."""
 
-    def _new_child(self) -> LeanCounterChild:
-        return LeanCounterChild()
+    def _new_child(self, values: tuple[str, ...]) -> LeanCounterChild:
+        if self._shared is None:
+            return LeanCounterChild()
+        family = self.name.removesuffix("_total")
+        key = mmap_key(family, self.name, list(self.labelnames), list(values), self.documentation)
+        return SharedCounterChild(self._shared.counters, key)
 
     def _family(self) -> CounterMetricFamily:
         return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -135,16 +230,25 @@ class LeanHistogram(_LeanFamily[LeanHistogramChild]):
         *,
         buckets: Sequence[float],
         registry: CollectorRegistry,
+        shared: SharedSamples | None = None,
     ) -> None:
         bounds = tuple(float(b) for b in buckets)
         if list(bounds) != sorted(set(bounds)):
             raise ValueError(f"{name}: bucket bounds must be strictly ascending")
         self.bounds = bounds
         self._les = [*(floatToGoString(b) for b in bounds), "+Inf"]  # type: ignore[no-untyped-call]
-        super().__init__(name, documentation, labelnames, registry=registry)
+        super().__init__(name, documentation, labelnames, registry=registry, shared=shared)
 
-    def _new_child(self) -> LeanHistogramChild:
-        return LeanHistogramChild(self.bounds)
+    def _new_child(self, values: tuple[str, ...]) -> LeanHistogramChild:
+        if self._shared is None:
+            return LeanHistogramChild(self.bounds)
+        names, doc = list(self.labelnames), self.documentation
+        bucket_keys = [
+            mmap_key(self.name, f"{self.name}_bucket", [*names, "le"], [*values, le], doc)
+            for le in self._les
+        ]
+        sum_key = mmap_key(self.name, f"{self.name}_sum", names, list(values), doc)
+        return SharedHistogramChild(self.bounds, self._shared.histograms, bucket_keys, sum_key)
 
     def _family(self) -> HistogramMetricFamily:
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)

@@ -66,6 +66,7 @@ from app.state.killswitch import KillSwitchChange, KillSwitchStore
 from app.state.killswitch_db import inspect_database
 from app.state.ports import KillSwitches
 from app.state.store import StateStore
+from app.worker_pool import WorkerIdentity
 
 log = structlog.get_logger("app")
 
@@ -376,10 +377,20 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> FastAPI:
-    """Build the guard. ``registry`` defaults to a fresh one (tests inject their own)."""
+def create_app(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    worker: WorkerIdentity | None = None,
+) -> FastAPI:
+    """Build the guard. ``registry`` defaults to a fresh one (tests inject their own);
+    ``worker``: this process is one of a pool's workers (``app/worker_pool.py``)."""
     version = guard_version()
-    metrics = Metrics(registry or CollectorRegistry(), version)
+    metrics = Metrics(
+        registry or CollectorRegistry(),
+        version,
+        shared_dir=None if worker is None else worker.metrics_dir,
+    )
     store = StateStore((name, acc.exchange) for name, acc in settings.accounts.items())
     policies = {name: settings.policy_for(name) for name in settings.accounts}
     fleet = _FleetParts(settings, metrics) if settings.fleet.enabled else None
@@ -550,6 +561,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         limit_changes=fleet.controls if fleet is not None else None,
         fleet=runtime,
         sse_send_timeout_s=settings.events.sse_send_timeout_s,
+        worker=None if worker is None else {"index": worker.index, "count": worker.count},
     )
     handlers.install(app)
     if role.answers:
@@ -571,12 +583,36 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     return app
 
 
-def create_checked_app(settings: Settings) -> FastAPI:
+def check_workers(settings: Settings) -> None:
+    """Several worker processes only for fleet mode's api role (``ConfigError`` otherwise)."""
+    workers = settings.server.workers
+    if workers == 1:
+        return
+    given = f"server.workers is {workers} (--workers, PRETRADE_GUARD_SERVER__WORKERS)"
+    if not settings.fleet.enabled:
+        raise ConfigError(
+            f"{given}, but embedded mode (no fleet.redis_url) runs one worker process: its "
+            "pollers, state and SQLite kill switches live in that process, and more would "
+            "multiply exchange weight and split them. Use --workers 1, or fleet mode with "
+            "--role api"
+        )
+    role = settings.fleet.role
+    if role is not FleetRole.API:
+        raise ConfigError(
+            f"{given}, but fleet.role is {role.value}: only role api runs several worker "
+            "processes (a process that polls holds leases and publishes once per host); run "
+            "the refresher with one worker and the api role with --workers"
+        )
+
+
+def create_checked_app(settings: Settings, *, worker: WorkerIdentity | None = None) -> FastAPI:
     """``create_app`` after the checks a real start makes (and ``check-config`` repeats):
-    at least one account, and a kill-switch database that has lost nothing (read-only).
+    at least one account, a worker count the mode allows, and a kill-switch database that
+    has lost nothing (read-only).
 
     Raises ``ConfigError`` or ``DataError``; their messages are for the operator.
     """
+    check_workers(settings)
     if not settings.accounts:
         raise ConfigError(
             "no accounts configured: a guard without accounts denies every order yet reports "
@@ -584,7 +620,7 @@ def create_checked_app(settings: Settings) -> FastAPI:
             f"(now: {os.environ.get(CONFIG_ENV) or 'not set'}); "
             "`pretrade-guard check-config FILE` checks one without starting the guard"
         )
-    app = create_app(settings)
+    app = create_app(settings, worker=worker)
     if settings.fleet.enabled:
         return app  # fleet mode keeps its kill switches in Redis, not in data_dir
     problem = inspect_database(settings.server.data_dir)

@@ -11,13 +11,16 @@ each webhook dispatcher for its own series).
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import values as prometheus_values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.domain import KillSwitchScope, ReasonCode, TradingStatus
 from app.errors import ErrorKind
 from app.events.model import EventType
-from app.lean_metrics import LeanCounter, LeanHistogram
+from app.lean_metrics import LeanCounter, LeanHistogram, SharedSamples
 
 #: Trading-status label values: the known statuses plus buckets for everything else.
 STATUS_NOT_REPORTED = "NOT_REPORTED"
@@ -50,12 +53,37 @@ def status_label(trading_status: str | None) -> str:
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, version: str) -> None:
+    """``shared_dir``: this process is one of several workers on one host (``server.workers``
+    > 1); every value also goes to its files in that directory (prometheus_client's
+    multiprocess mode, which the worker pool turned on before this process imported it) and
+    ``exposition()`` reports the sum over every worker's files. Gauges say how several
+    workers' values combine (``multiprocess_mode``, ignored with one worker): ``live*`` modes
+    forget a dead worker's values (the pool calls ``mark_process_dead``), counters and
+    histograms keep them, so totals never go backwards when a worker is replaced."""
+
+    def __init__(
+        self, registry: CollectorRegistry, version: str, *, shared_dir: Path | None = None
+    ) -> None:
         self.registry = registry
+        shared = None
+        self._scrape = registry
+        if shared_dir is not None:
+            if not getattr(prometheus_values.ValueClass, "_multiprocess", False):
+                raise RuntimeError(
+                    "shared metrics need PROMETHEUS_MULTIPROC_DIR set before prometheus_client "
+                    "is imported (the worker pool sets it for its workers)"
+                )
+            shared = SharedSamples(shared_dir)
+            self._scrape = CollectorRegistry()
+            MultiProcessCollector(self._scrape, path=str(shared_dir))  # type: ignore[no-untyped-call]
+        self.shared = shared
         self.build_info = Info(
             "pretrade_guard_build", "Version of the running guard.", registry=registry
         )
         self.build_info.info({"version": version, "python": platform.python_version()})
+        if shared is not None:
+            # Info has no multiprocess form; every worker runs the same build.
+            self._scrape.register(self.build_info)
 
         # ------------------------------------------------------------ decisions
         self.decisions = LeanCounter(
@@ -63,24 +91,28 @@ class Metrics:
             "Decisions answered, by outcome.",
             ["outcome"],
             registry=registry,
+            shared=shared,
         )
         self.decision_reasons = LeanCounter(
             "pretrade_guard_decision_reasons_total",
             "Reasons given in denied decisions (a decision may carry several).",
             ["reason"],
             registry=registry,
+            shared=shared,
         )
         self.decision_warnings = LeanCounter(
             "pretrade_guard_decision_warnings_total",
             "Warnings attached to decisions.",
             ["warning"],
             registry=registry,
+            shared=shared,
         )
         self.decision_seconds = LeanHistogram(
             "pretrade_guard_decision_duration_seconds",
             "Time to evaluate one order intent (rules only, no HTTP).",
             buckets=_FAST_BUCKETS,
             registry=registry,
+            shared=shared,
         )
         self.decision_log_dropped = Counter(
             "pretrade_guard_decision_log_dropped_total",
@@ -98,12 +130,14 @@ class Metrics:
             "HTTP requests served, by route template, method and status code.",
             ["route", "method", "status"],
             registry=registry,
+            shared=shared,
         )
         self.http_fast_path = LeanCounter(
             "pretrade_guard_http_fast_path_requests_total",
             "GET /can-trade requests answered by the lean fast path (also counted in "
             "pretrade_guard_http_requests_total); the rest went through the full framework.",
             registry=registry,
+            shared=shared,
         )
         self.http_seconds = LeanHistogram(
             "pretrade_guard_http_request_duration_seconds",
@@ -111,6 +145,7 @@ class Metrics:
             ["route", "method"],
             buckets=_HTTP_BUCKETS,
             registry=registry,
+            shared=shared,
         )
 
         # ------------------------------------------------------------ exchange calls
@@ -131,12 +166,14 @@ class Metrics:
             "pretrade_guard_exchange_used_weight",
             "Request weight the exchange reports as used in the current minute, per budget.",
             ["budget"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.weight_target = Gauge(
             "pretrade_guard_exchange_weight_target",
             "Weight per minute the guard allows itself, per budget.",
             ["budget"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.budget_blocked_until = Gauge(
@@ -144,12 +181,14 @@ class Metrics:
             "Until when calls on a budget are paused after a 429/418 "
             "(0 before the first pause; a past time once it is over).",
             ["budget"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.poll_stretch = Gauge(
             "pretrade_guard_poll_interval_stretch_ratio",
             "Factor applied to poll intervals so all accounts of a budget fit its target.",
             ["budget"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
 
@@ -158,6 +197,7 @@ class Metrics:
             "pretrade_guard_refresh_last_success_timestamp_seconds",
             "Unix time of the last successful refresh, per account and kind.",
             ["account", "kind"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.refresh_failures = Counter(
@@ -171,6 +211,7 @@ class Metrics:
             "Unix time of the last successful market-rules refresh, per exchange host and kind "
             "(market_rules: exchangeInfo, mark_prices: premiumIndex).",
             ["market", "kind"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.market_failures = Counter(
@@ -184,6 +225,7 @@ class Metrics:
             "Refresh failures in a row, per account and kind of refresh (status/snapshot); "
             "0 after a success of that kind.",
             ["account", "kind"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.clock_offset = Gauge(
@@ -192,36 +234,42 @@ class Metrics:
             "sync (the time endpoint at start, every poll.clock_resync_s, and after a -1021 "
             "answer); not re-measured between syncs.",
             ["account"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.trading_status = Gauge(
             "pretrade_guard_account_trading_status",
             "1 for the account's current trading status, 0 for the others.",
             ["account", "status"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.can_trade = Gauge(
             "pretrade_guard_account_can_trade",
             "1 when the exchange reports canTrade true.",
             ["account"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.margin_ratio = Gauge(
             "pretrade_guard_account_margin_ratio",
             "Maintenance margin / margin balance (1 when at or past liquidation).",
             ["account"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.available_balance = Gauge(
             "pretrade_guard_account_available_balance",
             "Balance available for new orders' initial margin, in the account's asset.",
             ["account"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.data_fresh = Gauge(
             "pretrade_guard_account_data_fresh",
             "1 when both status and snapshot are within the account's max age.",
             ["account"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
 
@@ -229,12 +277,14 @@ class Metrics:
             "pretrade_guard_quant_rule_locked",
             "1 while a quantitative-rule lock holds, per account and scope (a symbol or ACCOUNT).",
             ["account", "scope"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.quant_ratio = Gauge(
             "pretrade_guard_quant_rule_trigger_ratio",
             "Quantitative-rule indicator value / trigger value (1 = at the trigger).",
             ["account", "scope", "indicator"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
 
@@ -243,6 +293,7 @@ class Metrics:
             "pretrade_guard_kill_switches_engaged",
             "Kill switches engaged now, by scope (global, account, symbol).",
             ["scope"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         for scope in KillSwitchScope:
@@ -258,6 +309,7 @@ class Metrics:
         self.sse_subscribers = Gauge(
             "pretrade_guard_sse_subscribers",
             "Clients connected to the /events stream.",
+            multiprocess_mode="livesum",
             registry=registry,
         )
         self.sse_dropped = Counter(
@@ -286,6 +338,7 @@ class Metrics:
             "pretrade_guard_webhook_queue_depth",
             "Events waiting for delivery, per webhook.",
             ["webhook"],
+            multiprocess_mode="livesum",
             registry=registry,
         )
 
@@ -295,6 +348,7 @@ class Metrics:
             "1 while this process reaches the fleet's Redis (fleet mode only: no series in "
             "embedded mode), by fleet role.",
             ["role"],
+            multiprocess_mode="livemin",
             registry=registry,
         )
         self.fleet_redis_errors = Counter(
@@ -311,6 +365,7 @@ class Metrics:
         self.fleet_leases_held = Gauge(
             "pretrade_guard_fleet_leases_held",
             "Account leases (polling rights) this refresher holds.",
+            multiprocess_mode="livesum",
             registry=registry,
         )
         self.fleet_lease_changes = Counter(
@@ -324,6 +379,7 @@ class Metrics:
             "Refreshers with a live heartbeat, as this process last saw (fleet mode only), by "
             "this process's role.",
             ["role"],
+            multiprocess_mode="livemostrecent",
             registry=registry,
         )
         self.fleet_published = Counter(
@@ -347,11 +403,13 @@ class Metrics:
         self.fleet_fallback_polling = Gauge(
             "pretrade_guard_fleet_fallback_polling",
             "1 while this api process polls the exchange itself (Redis or refreshers lost).",
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.fleet_controls_version = Gauge(
             "pretrade_guard_fleet_controls_version",
             "Version of the shared kill switches and limits this process applies.",
+            multiprocess_mode="livemin",
             registry=registry,
         )
         self.fleet_controls_restored = Counter(
@@ -364,6 +422,11 @@ class Metrics:
             "Orders denied because the shared order-rate counter did not answer in time.",
             registry=registry,
         )
+
+    def exposition(self) -> bytes:
+        """The text of ``/metrics``: this process's registry, or with several workers the
+        whole host (every worker's files, dead workers' counters included)."""
+        return generate_latest(self._scrape)
 
     def register_account(self, account: str) -> None:
         """Create the account's series at 0 so they exist before the first refresh."""

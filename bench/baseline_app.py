@@ -3,7 +3,7 @@
 It does nothing a web stack can skip (no routing, no parsing of the query, no auth, no
 metrics, no logging) and sends the same headers as the guard (``content-type``,
 ``content-length``; no ``server`` header) with a body as long as a real decision body. It runs
-under exactly the server settings of production (``app/__main__.py``): uvicorn, one worker,
+under exactly the server settings of production (``app/server.py``): uvicorn, one worker,
 ``loop="uvloop"``, ``http="httptools"``, access log off. Whatever the guard costs beyond this
 is the price of the framework and of our own code.
 
@@ -87,7 +87,7 @@ def main() -> None:
         "--busy-us", type=float, default=0, help="CPU microseconds spent per request"
     )
     args = parser.parse_args()
-    # The same server settings as app/__main__.py.
+    # The same server settings as app/server.py.
     config = uvicorn.Config(
         make_app(decision_like_body(args.body_bytes), args.busy_us),
         host=args.host,

@@ -67,6 +67,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "uvloop/",
             "<frozen runpy>",
             "app/__main__.py",
+            "app/server.py",
         ),
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -34,6 +34,9 @@ class Services:
     #: Fleet mode: role and readiness for ``/readyz`` (None: embedded).
     fleet: FleetStatus | None = None
     sse_send_timeout_s: float = 10.0
+    #: One of several worker processes (``server.workers`` > 1): ``{"index", "count"}``, shown
+    #: with the pid on ``/readyz`` (None: the only process).
+    worker: Mapping[str, int] | None = None
 
 
 # Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in the threadpool,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from app.api.deps import Services, ServicesDep
@@ -51,6 +52,8 @@ async def readyz(services: ServicesDep, authorization: AuthHeader = None) -> JSO
     if fleet is not None:
         ready = ready and fleet.ready()
         body = {"ready": ready, "accounts": accounts, "fleet": fleet.readiness()}
+        if services.worker is not None:  # which of the host's worker processes answered
+            body["worker"] = {**services.worker, "pid": os.getpid()}
     return JSONBody(body, status_code=200 if ready else 503)
 
 
@@ -65,7 +68,7 @@ async def metrics(services: ServicesDep, authorization: AuthHeader = None) -> Re
         services.auth.require(authorization, Scope.READ)
     if services.fleet is None or services.fleet.answers:
         _freshness_by_account(services)  # brings the data_fresh gauges up to date
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _freshness_by_account(services: Services) -> dict[str, dict[str, Any]]:

@@ -4,6 +4,7 @@
 
     pretrade-guard                      serve (the container's CMD; same as `serve`)
     pretrade-guard --role api           serve one fleet role (fleet mode; overrides fleet.role)
+    pretrade-guard --role api --workers 4   that role in 4 worker processes (api role only)
     pretrade-guard check-config [FILE]  validate a config as a start would; print what it holds
     pretrade-guard reset-kill-switches  start over with no kill switches after a lost database
     pretrade-guard admin ...            talk to a running guard's admin API
@@ -45,11 +46,22 @@ _role_option = click.option(
 )
 
 
-def _set_role(role: str | None) -> None:
+_workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=None,
+    help="Worker processes answering on the port (fleet mode, role api only; embedded mode "
+    "and the roles that poll run one). Overrides server.workers.",
+)
+
+
+def _set_role(role: str | None, workers: int | None = None) -> None:
     # Through the environment, the highest-priority settings source: the one place that
     # reads settings (app.main) sees it like any other override.
     if role is not None:
         os.environ["PRETRADE_GUARD_FLEET__ROLE"] = role
+    if workers is not None:
+        os.environ["PRETRADE_GUARD_SERVER__WORKERS"] = str(workers)
 
 
 def build_cli(serve: Callable[[], None]) -> click.Group:
@@ -58,8 +70,9 @@ def build_cli(serve: Callable[[], None]) -> click.Group:
     @click.group(invoke_without_command=True, context_settings=CONTEXT)
     @click.version_option(_version(), prog_name="pretrade-guard")
     @_role_option
+    @_workers_option
     @click.pass_context
-    def cli(ctx: click.Context, role: str | None) -> None:
+    def cli(ctx: click.Context, role: str | None, workers: int | None) -> None:
         """Pre-trade guard: answers "may this account place this order now, and if not, why?".
 
         With no command, serve: read the configuration (the YAML file named by
@@ -67,15 +80,16 @@ def build_cli(serve: Callable[[], None]) -> click.Group:
         until SIGTERM. A configuration error, no accounts, or a kill-switch database that
         lost switches stop the start with exit 2 and a message saying why.
         """
-        _set_role(role)
+        _set_role(role, workers)
         if ctx.invoked_subcommand is None:
             serve()
 
     @cli.command("serve", context_settings=CONTEXT)
     @_role_option
-    def serve_command(role: str | None) -> None:
+    @_workers_option
+    def serve_command(role: str | None, workers: int | None) -> None:
         """Serve (what `pretrade-guard` with no command does)."""
-        _set_role(role)
+        _set_role(role, workers)
         serve()
 
     cli.add_command(check_config)
@@ -86,7 +100,7 @@ def build_cli(serve: Callable[[], None]) -> click.Group:
 
 def _serve() -> None:
     # The server and the whole app load only when serving.
-    from app.__main__ import serve
+    from app.server import serve
 
     serve()
 

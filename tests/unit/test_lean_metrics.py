@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import prometheus_client.metrics
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.utils import floatToGoString
 
-from app.lean_metrics import LeanCounter, LeanHistogram
+from app.lean_metrics import LeanCounter, LeanHistogram, SharedSamples
 
 BUCKETS = (0.000005, 0.0001, 0.25, 1.0, 2.5)
 #: On a bucket bound, between bounds, below the first, above the last.
@@ -32,7 +36,7 @@ def _exposition(lean: bool) -> bytes:
 
 
 def test_same_text_on_metrics_as_prometheus_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    # As in production (app/__main__.py calls ``disable_created_metrics``): no ``_created``.
+    # As in production (app/server.py calls ``disable_created_metrics``): no ``_created``.
     monkeypatch.setattr(prometheus_client.metrics, "_use_created", False)
     assert _exposition(lean=True) == _exposition(lean=False)
 
@@ -59,3 +63,46 @@ def test_names_and_labels_are_checked() -> None:
         labelled.inc()
     with pytest.raises(ValueError, match="ascending"):
         LeanHistogram("h_seconds", "Bad.", buckets=(1.0, 0.5), registry=registry)
+
+
+def test_shared_children_sum_over_processes_like_one_process(tmp_path: Path) -> None:
+    """Several workers' files, read by prometheus_client's multiprocess collector, report
+    what one process making every observation would (and keep a closed worker's counts)."""
+    one = CollectorRegistry()
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    together = (
+        LeanCounter("w_requests_total", "Requests.", ["route"], registry=one),
+        LeanHistogram("w_seconds", "Latency.", ["route"], buckets=BUCKETS, registry=one),
+    )
+    for worker, values in ((1, OBSERVED[:4]), (2, OBSERVED[4:])):
+        shared = SharedSamples(tmp_path, process_id=worker)
+        registry = CollectorRegistry()
+        requests = LeanCounter(
+            "w_requests_total", "Requests.", ["route"], registry=registry, shared=shared
+        )
+        seconds = LeanHistogram(
+            "w_seconds", "Latency.", ["route"], buckets=BUCKETS, registry=registry, shared=shared
+        )
+        requests.labels("/b")  # created at 0 in the files too
+        for value in values:
+            requests.labels("/a").inc()
+            seconds.labels("/a").observe(value)
+            together[0].labels("/a").inc()
+            together[1].labels("/a").observe(value)
+        seconds.labels("/a").observe_many(0.3, 2)
+        together[1].labels("/a").observe_many(0.3, 2)
+        # What this worker reports on its own registry stays its own.
+        assert registry.get_sample_value("w_requests_total", {"route": "/a"}) == len(values)
+        shared.close()  # a worker that ended: its counts stay in the host's total
+    assert merged.get_sample_value("w_requests_total", {"route": "/a"}) == len(OBSERVED)
+    assert merged.get_sample_value("w_requests_total", {"route": "/b"}) == 0
+    for le in (*(floatToGoString(b) for b in BUCKETS), "+Inf"):  # type: ignore[no-untyped-call]
+        labels = {"route": "/a", "le": le}
+        assert merged.get_sample_value("w_seconds_bucket", labels) == one.get_sample_value(
+            "w_seconds_bucket", labels
+        ), le
+    assert merged.get_sample_value("w_seconds_count", {"route": "/a"}) == len(OBSERVED) + 4
+    assert merged.get_sample_value("w_seconds_sum", {"route": "/a"}) == pytest.approx(
+        one.get_sample_value("w_seconds_sum", {"route": "/a"})
+    )

@@ -10,6 +10,7 @@ from app.config import load_settings
 from app.errors import ConfigError
 from app.fleet.connection import safe_url
 from app.fleet.model import FleetRole, Keys, RedisLossMode
+from app.main import check_workers
 
 
 def test_without_a_redis_url_the_guard_is_embedded() -> None:
@@ -87,3 +88,25 @@ def test_every_key_is_under_the_namespace() -> None:
 def test_passwords_are_hidden_in_logged_urls() -> None:
     assert safe_url("redis://user:pw@host:6379/0") == "redis://***@host:6379/0"
     assert safe_url("unix:///run/r.sock") == "unix:///run/r.sock"
+
+
+@pytest.mark.parametrize(
+    ("fleet", "refusal"),
+    [
+        ({}, "embedded mode (no fleet.redis_url) runs one worker process"),
+        ({"redis_url": "redis://127.0.0.1:6379/0"}, "fleet.role is all"),
+        ({"redis_url": "redis://127.0.0.1:6379/0", "role": "refresher"}, "fleet.role is refresher"),
+    ],
+)
+def test_several_workers_only_for_the_fleet_api_role(fleet: dict[str, str], refusal: str) -> None:
+    with pytest.raises(ConfigError, match=r"server\.workers is 2") as refused:
+        check_workers(load_settings(server={"workers": 2}, fleet=fleet))
+    assert refusal in str(refused.value)
+    check_workers(load_settings(fleet=fleet))  # one worker: every mode and role
+
+
+def test_the_api_role_may_run_several_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRETRADE_GUARD_SERVER__WORKERS", "4")
+    settings = load_settings(fleet={"redis_url": "redis://127.0.0.1:6379/0", "role": "api"})
+    assert settings.server.workers == 4
+    check_workers(settings)
