@@ -6,11 +6,12 @@ from pathlib import Path
 
 import prometheus_client.metrics
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from app.lean_metrics import LeanCounter, LeanHistogram, SharedSamples
+from app.metrics import Metrics
 
 BUCKETS = (0.000005, 0.0001, 0.25, 1.0, 2.5)
 #: On a bucket bound, between bounds, below the first, above the last.
@@ -106,3 +107,13 @@ def test_shared_children_sum_over_processes_like_one_process(tmp_path: Path) -> 
     assert merged.get_sample_value("w_seconds_sum", {"route": "/a"}) == pytest.approx(
         one.get_sample_value("w_seconds_sum", {"route": "/a"})
     )
+
+
+def test_every_gauge_says_how_workers_combine() -> None:
+    """With several workers a gauge without a ``live*`` mode would show one series per pid,
+    dead workers' included, instead of the host's value."""
+    metrics = Metrics(CollectorRegistry(), "test")
+    gauges = {name: m for name, m in vars(metrics).items() if isinstance(m, Gauge)}
+    assert gauges
+    for name, gauge in gauges.items():
+        assert gauge._multiprocess_mode.startswith("live"), name
