@@ -10,6 +10,12 @@ engage to B's first denial is the propagation time (it includes the engage's own
 so it is an upper bound). The switch is then released on B and the same is measured on A.
 Failover: SIGKILL of the process holding an account's lease, then the time until the other
 reports holding it (``/readyz``).
+
+``--market-weight-seconds N`` also measures exchange weight on the simulator's Binance face
+(two accounts, so market rules and mark prices are polled too): one embedded guard, then a
+fleet of three refreshers and three api replicas. The weight is the simulator's own count for
+its window (60 s on binance.yaml: give N >= 60 so the window holds only the settled fleet),
+read N seconds after every process is ready and the leases have settled.
 """
 
 from __future__ import annotations
@@ -29,7 +35,14 @@ from tests.support.guard import ADMIN_TOKEN, BOT_TOKEN, GuardProcess, guard_conf
 from tests.support.guard_fixtures import account_entry
 from tests.support.processes import SimulatorProcess, free_port
 from tests.support.redis_server import RedisServer
-from tests.support.sim_scenarios import BASIC_SCENARIO, HEALTHY, RESTRICTED, THIN_MARGIN
+from tests.support.sim_scenarios import (
+    BASIC_SCENARIO,
+    HEALTHY,
+    RESTRICTED,
+    SIM_FIXTURES,
+    THIN_MARGIN,
+    SimAccount,
+)
 
 POLICY = {"max_status_age_s": 10.0, "max_snapshot_age_s": 10.0}
 
@@ -64,9 +77,23 @@ def main() -> None:
         help="also count exchange requests over this many seconds: one embedded guard, then "
         "three fleet replicas (role all) on the same accounts",
     )
+    parser.add_argument(
+        "--market-weight-seconds",
+        type=float,
+        default=0,
+        help="also measure exchange weight (market data included, Binance face) over this "
+        "many seconds: one embedded guard, then three refreshers and three api replicas",
+    )
+    parser.add_argument(
+        "--only-weight", action="store_true", help="skip the propagation and failover part"
+    )
     args = parser.parse_args()
     if args.weight_seconds > 0:
         _weight(args.weight_seconds)
+    if args.market_weight_seconds > 0:
+        _market_weight(args.market_weight_seconds)
+    if args.only_weight:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = RedisServer(work / "redis").start()
@@ -160,6 +187,74 @@ def _weight(seconds: float) -> None:
                     sys.stdout.write(
                         f"exchange requests, {label}: {count / seconds:.1f}/s "
                         f"({count} in {seconds:g} s, 3 accounts)\n"
+                    )
+                finally:
+                    for guard in guards:
+                        guard.stop()
+        finally:
+            sim.close()
+            redis.stop()
+
+
+#: binance.yaml's accounts (tests/integration/test_binance_guard.py names them too).
+_BINANCE = [
+    SimAccount("B-2001", "sim-key-bn-long", "sim-secret-bn-long"),
+    SimAccount("B-2002", "sim-key-bn-blocked", "sim-secret-bn-blocked"),
+]
+_BINANCE_POLL = {"status_interval_s": 1.5, "snapshot_interval_s": 3.0}
+
+
+def _binance_entry(sim: SimulatorProcess, acc: SimAccount) -> dict[str, object]:
+    return {
+        "exchange": "binance-usdm",
+        "base_url": sim.base_url,
+        "api_key": acc.api_key,
+        "api_secret": acc.api_secret,
+        "options": {"sapi_base_url": sim.base_url},
+    }
+
+
+def _market_weight(seconds: float) -> None:
+    """Exchange weight per minute of one embedded guard versus a fleet of three refreshers and
+    three api replicas, on two Binance accounts (account polling and market data)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        redis = RedisServer(work / "redis").start()
+        sim = SimulatorProcess(SIM_FIXTURES / "binance.yaml", log_path=work / "sim.log").start()
+        try:
+            accounts = {f"b{i}": _binance_entry(sim, a) for i, a in enumerate(_BINANCE)}
+            layouts: list[tuple[str, list[str | None]]] = [
+                ("embedded guard x1", [None]),
+                ("fleet, 3 refreshers + 3 api", [*(["refresher"] * 3), *(["api"] * 3)]),
+            ]
+            for label, roles in layouts:
+                guards: list[GuardProcess] = []
+                for role in roles:
+                    fleet = (
+                        {} if role is None else fleet_extra(redis.url, role, namespace=label[:5])
+                    )
+                    config = guard_config(
+                        accounts, port=free_port(), poll=_BINANCE_POLL, policy=POLICY, extra=fleet
+                    )
+                    guards.append(GuardProcess(config, work).start())
+                try:
+                    answering = [g for g, r in zip(guards, roles, strict=True) if r != "refresher"]
+                    wait_until(partial(_all_ready, answering), timeout=60, what="ready")
+                    time.sleep(3)  # leases settled, first exchangeInfo fetched
+                    sim.control.clear_requests()
+                    time.sleep(seconds)
+                    by_path: dict[str, int] = sim.control.requests(limit=0)["by_path"]
+                    used = sim.control.weight()
+                    # The simulator's own count: weight of every IP bucket in its window.
+                    weight = sum(used["used"].values())
+                    window_s = float(used["window_s"])
+                    market = {
+                        p: c for p, c in by_path.items() if "premiumIndex" in p or "Info" in p
+                    }
+                    sys.stdout.write(
+                        f"exchange weight, {label}: {weight} in the simulator's last "
+                        f"{window_s:g} s window ({sum(by_path.values())} requests in the last "
+                        f"{seconds:g} s; market data requests {market})\n"
                     )
                 finally:
                     for guard in guards:

@@ -160,3 +160,41 @@ def test_a_refresher_budgets_for_the_leases_it_holds_not_every_configured_accoun
     a, b = split()
     assert a < alone
     assert b < alone
+
+
+def test_the_outage_fallback_polls_the_hosts_market_data_too(
+    start_simulator: StartSimulator, start_guard: StartGuard, redis_server: RedisServer
+) -> None:
+    """No live refresher for longer than the grace (3 s): the api process polls by itself,
+    the host's market rules and mark prices included, so orders needing them decide again;
+    a refresher back, it stops."""
+    sim = start_simulator(BINANCE_SCENARIO)
+    accounts = {"long": binance_entry(sim, LONG)}
+    refresher = _start(start_guard, accounts, redis_server.url, "refresher")
+    api = start_guard(
+        accounts,
+        poll=POLL,
+        policy=POLICY,
+        extra={**fleet_extra(redis_server.url, "api"), **MARKETS},
+        wait_ready=True,
+    )
+    with api.client() as bot:
+        decide_until(bot, BUY, lambda body: body["allowed"])
+        assert _exchange_requests(api) == 0
+        refresher.stop()
+        wait_until(
+            lambda: readyz(api)["fleet"]["fallback_polling"], timeout=20, what="fallback polling"
+        )
+        # Its own mark-price requests (symbol rules, still fresh, are due later: the fallback
+        # resumes from the published data's age), and decisions on fresh marks again.
+        wait_until(lambda: _requests_to(api, "premiumIndex") > 1, timeout=20, what="marks polled")
+        decide_until(bot, BUY, lambda body: body["allowed"], timeout=20)
+
+
+def _requests_to(guard: GuardProcess, endpoint: str) -> float:
+    text = httpx.get(f"{guard.base_url}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("pretrade_guard_exchange_requests_total{") and endpoint in line
+    )
