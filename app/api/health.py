@@ -34,7 +34,9 @@ async def healthz(services: ServicesDep, authorization: AuthHeader = None) -> JS
     responses={
         503: {
             "description": "At least one account is stale, has no data, "
-            "or lost its poller; the body says which."
+            "or lost its poller; in fleet mode, also while the process waits for something "
+            "(`fleet.waiting_for`: Redis, kill switches, account state, an exchange host's "
+            "market rules); the body says which."
         }
     },
 )
