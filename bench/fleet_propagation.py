@@ -244,8 +244,8 @@ def _market_weight(seconds: float) -> None:
                     sim.control.clear_requests()
                     time.sleep(seconds)
                     by_path: dict[str, int] = sim.control.requests(limit=0)["by_path"]
-                    used = sim.control.weight()
-                    # The simulator's own count: weight of every IP bucket in its window.
+                    used = sim.control.weight()["per_ip"]
+                    # The simulator's own count (Binance counts per IP): weight in its window.
                     weight = sum(used["used"].values())
                     window_s = float(used["window_s"])
                     market = {
