@@ -373,6 +373,17 @@ class FleetSettings(_Model):
     stream_maxlen: int = Field(default=10_000, ge=100, le=10_000_000)
     #: Redis socket timeout for every command but the order-rate check.
     redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    #: Entries kept on the fleet's event stream (approximate trim): how far back
+    #: ``Last-Event-ID`` can resume, and how long an undelivered webhook event survives.
+    events_maxlen: int = Field(default=10_000, ge=100, le=10_000_000)
+    #: Events an api process holds while Redis is unreachable (oldest dropped, counted).
+    events_outbox_size: int = Field(default=1000, ge=1, le=100_000)
+    #: A webhook delivery idle this long in its consumer group (its replica died or was cut
+    #: off from Redis) is taken over by another replica. The replica working on it refreshes
+    #: it every third of this while it retries, so only a stalled replica loses it.
+    webhook_claim_idle_s: float = Field(default=30.0, ge=0.5, le=3600)
+    #: Events a replica reads from each webhook's group at a time.
+    webhook_batch: int = Field(default=10, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _checks(self) -> Self:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -33,15 +33,16 @@ from app.api.middleware import RequestMetrics
 from app.api.security import TokenAuth
 from app.config import CONFIG_ENV, AccountSettings, Settings, WebhookSettings
 from app.decision_log import DecisionLog, DecisionLogWriter
-from app.domain import Instant, KillSwitchScope
+from app.domain import Instant, KillSwitchScope, Policy
 from app.errors import ConfigError, DataError
 from app.events.bus import EventBus
-from app.events.watch import StateEvents, Watcher, kill_switch_event
+from app.events.watch import Publisher, StateEvents, Watcher, kill_switch_event
 from app.events.webhooks import WebhookDispatcher, Webhooks, WebhookTarget
 from app.exchanges import client_class
 from app.exchanges.base import AnswerLimits, Credentials, ExchangeClient
 from app.fleet.connection import REDIS_ERRORS, RedisLink, connect, safe_url
 from app.fleet.controls import FleetControls
+from app.fleet.events import Announcer, EventTail, FleetEvents, StateChanges
 from app.fleet.feed import (
     StateFeed,
     StatePublisher,
@@ -54,6 +55,7 @@ from app.fleet.leases import LeaseManager, LiveRefreshers
 from app.fleet.model import FleetRole, Keys, RedisLossMode
 from app.fleet.ratelimit import RedisOrderRate
 from app.fleet.runtime import FleetRuntime
+from app.fleet.webhooks import GroupDelivery, consumer_name
 from app.http_server import EXCHANGE_CONNECTIONS, connection_cap, header_deadline_protocol
 from app.logs import stderr_sink
 from app.markets.model import TRADING, Bounds, MarketRules, SymbolRules
@@ -62,7 +64,7 @@ from app.metrics import Metrics
 from app.refresher.market import MarketPoller, MarketTiming
 from app.refresher.poller import AccountPoller, PollTiming
 from app.refresher.supervisor import BudgetGate, Budgets, Refresher, build_poller
-from app.state.killswitch import KillSwitchChange, KillSwitchStore
+from app.state.killswitch import KillSwitchChange, KillSwitchStore, wall_ms
 from app.state.killswitch_db import inspect_database
 from app.state.ports import KillSwitches
 from app.state.store import StateStore
@@ -230,6 +232,7 @@ class _FleetParts:
         self.redis = connect(fleet.redis_url, fleet.password(), timeout_s=fleet.redis_timeout_s)
         self.keys = Keys(fleet.namespace)
         self.link = RedisLink(self.redis, metrics, role=fleet.role.value)
+        self.announcer = Announcer(metrics)
         deny = fleet.on_redis_loss is RedisLossMode.DENY
         self.controls = FleetControls(
             self.redis,
@@ -238,6 +241,8 @@ class _FleetParts:
             metrics,
             poll_s=fleet.control_poll_s,
             deny_after_s=fleet.fallback_grace_s if deny else None,
+            announcer=self.announcer,
+            events_maxlen=fleet.events_maxlen,
         )
         self.rates = RedisOrderRate(
             self.redis, self.keys, self.link, metrics, timeout_s=fleet.rate_limit_timeout_s
@@ -252,9 +257,15 @@ def _fleet_runtime(
     http: httpx.AsyncClient,
     running: dict[str, Refresher],
     markets: MarketStore,
+    events: FleetEventParts,
 ) -> tuple[FleetRuntime, dict[str, ExchangeClient]]:
     """The loops of this process's role. Refreshers poll into stores of their own and
     publish them; api processes apply what is published to the stores they answer from.
+
+    Events: a refresher announces the status changes it finds (with the publication), api
+    processes the time-driven ones (``events.watcher``) and follow the fleet's event stream
+    for ``/events`` (``events.tail``); every process with webhooks takes its share of their
+    deliveries (one consumer per webhook group).
 
     Market rules and mark prices take the same road: each exchange host is a lease item
     (``market:<host>``) polled by one refresher fleet-wide and published through the fenced
@@ -274,6 +285,12 @@ def _fleet_runtime(
         running["refresher"] = polling
         pollers = polling
         hosts = {p.account: p.host for p in built.pollers if isinstance(p, MarketPoller)}
+        publishing: list[StatePublisher] = []
+        changes = StateChanges(
+            lambda account, found, time_ms: publishing[0].queue_events(account, found, time_ms),
+            events.policy_for,
+            clock=wall_ms,
+        )
 
         async def on_acquire(item: str, _fence: int) -> None:
             # Start from the stored latest state, so a failure of the first refresh does
@@ -288,10 +305,16 @@ def _fleet_runtime(
                 else:
                     latest = await read_latest(fleet.redis, fleet.keys, item)
                     if latest is not None:
-                        apply_published(poll_store, latest, Instant.now())
+                        # Where the previous holder left off, not a change: no events.
+                        with changes.quiet(item):
+                            apply_published(poll_store, latest, Instant.now())
             except REDIS_ERRORS:
                 pass
             pollers.start_account(item)
+
+        def on_lose(item: str) -> None:
+            pollers.stop_account(item)
+            publishing[0].drop_events(item)
 
         leases = LeaseManager(
             fleet.redis,
@@ -301,7 +324,7 @@ def _fleet_runtime(
             accounts + list(hosts),
             ttl_s=config.lease_ttl_s,
             on_acquire=on_acquire,
-            on_lose=polling.stop_account,
+            on_lose=on_lose,
         )
         publisher = StatePublisher(
             fleet.redis,
@@ -312,7 +335,11 @@ def _fleet_runtime(
             leases.fence,
             maxlen=config.stream_maxlen,
             markets=poll_markets,
+            announcer=fleet.announcer,
+            events_maxlen=config.events_maxlen,
         )
+        publishing.append(publisher)
+        poll_store.subscribe(changes)
         poll_store.subscribe(publisher)
         poll_markets.subscribe(publisher.market_changed)
     feed = None
@@ -338,6 +365,14 @@ def _fleet_runtime(
             # from; market pollers resume from the age of the data the feed brought.
             return _build_refresher(settings, store, metrics, http, markets)[0]
 
+    loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+    if events.watcher is not None:
+        loops.append(("fleet-events-outbox", events.watcher.run))
+    if events.tail is not None:
+        loops.append(("fleet-events-tail", events.tail.run))
+    for delivery in events.deliveries:
+        loops.append((f"fleet-webhook:{delivery.name}", delivery.run))
+
     runtime = FleetRuntime(
         redis=fleet.redis,
         link=fleet.link,
@@ -353,8 +388,63 @@ def _fleet_runtime(
         on_redis_loss=config.on_redis_loss,
         grace_s=config.fallback_grace_s,
         where=fleet.where,
+        loops=loops,
     )
     return runtime, clients
+
+
+class FleetEventParts:
+    """Fleet mode's event objects (``_fleet_runtime`` runs their loops)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        fleet: _FleetParts,
+        metrics: Metrics,
+        store: StateStore,
+        bus: EventBus,
+        webhooks: Webhooks,
+        policy_for: Callable[[str], Policy],
+    ) -> None:
+        config = settings.fleet
+        answers = config.role.answers
+        block_s = min(1.0, config.redis_timeout_s / 2)
+        self.policy_for = policy_for
+        self.watcher = (
+            FleetEvents(
+                fleet.redis,
+                fleet.keys,
+                fleet.link,
+                metrics,
+                fleet.announcer,
+                store,
+                maxlen=config.events_maxlen,
+                outbox_size=config.events_outbox_size,
+                clock=wall_ms,
+            )
+            if answers
+            else None
+        )
+        self.tail = (
+            EventTail(fleet.redis, fleet.keys, fleet.link, bus, block_s=block_s)
+            if answers
+            else None
+        )
+        consumer = consumer_name()
+        self.deliveries = [
+            GroupDelivery(
+                fleet.redis,
+                fleet.keys,
+                fleet.link,
+                metrics,
+                dispatcher,
+                consumer=consumer,
+                claim_idle_s=config.webhook_claim_idle_s,
+                block_s=block_s,
+                batch=config.webhook_batch,
+            )
+            for dispatcher in webhooks.dispatchers
+        ]
 
 
 def _limits_policy(decider: Decider, account: str, limits: dict[str, object] | None) -> None:
@@ -418,8 +508,11 @@ def create_app(
     auth = TokenAuth((t.name, t.secret(), t.scopes) for t in settings.auth.tokens)
     running: dict[str, Refresher] = {}
 
-    # Events: state changes and kill-switch changes go to the bus, the bus to the log, the
-    # SSE streams and the webhook workers.
+    # Events (embedded): state changes and kill-switch changes go to the bus, the bus to the
+    # log, the SSE streams and the webhook workers. Fleet mode: each change is written once
+    # to the fleet's event stream by the process that observed it (app.fleet.events); every
+    # api process follows that stream for its SSE clients, and webhooks are delivered through
+    # consumer groups (app.fleet.webhooks).
     bus = EventBus(
         metrics,
         subscriber_queue=settings.events.sse_queue_size,
@@ -427,13 +520,6 @@ def create_app(
         max_subscribers=settings.events.sse_max_subscribers,
         flush_s=settings.events.sse_flush_interval_s,
     )
-    store.subscribe(StateEvents(bus, decider.policy))
-
-    def on_kill_switch(change: KillSwitchChange) -> None:
-        _count_switches(metrics, kill_switches)
-        bus.publish(kill_switch_event(change))
-
-    kill_switches.subscribe(on_kill_switch)
     webhooks = Webhooks(
         [
             WebhookDispatcher(
@@ -442,9 +528,30 @@ def create_app(
             for hook in settings.webhooks
         ]
     )
-    bus.add_sink(webhooks)
+    fleet_events = (
+        FleetEventParts(settings, fleet, metrics, store, bus, webhooks, decider.policy)
+        if fleet is not None
+        else None
+    )
+    publisher: Publisher = bus
+    if fleet_events is None:
+        store.subscribe(StateEvents(bus, decider.policy))
+        bus.add_sink(webhooks)
+    elif fleet_events.watcher is not None:
+        publisher = fleet_events.watcher
+
+    def on_kill_switch(change: KillSwitchChange) -> None:
+        _count_switches(metrics, kill_switches)
+        if fleet is None:  # fleet mode: announced by the writing replica's script
+            bus.publish(kill_switch_event(change))
+
+    kill_switches.subscribe(on_kill_switch)
     watcher = Watcher(
-        store, decider.policy, bus, kill_switches, interval_s=settings.events.watch_interval_s
+        store,
+        decider.policy,
+        publisher,
+        kill_switches,
+        interval_s=settings.events.watch_interval_s,
     )
 
     def dead_pollers() -> list[str]:
@@ -464,10 +571,12 @@ def create_app(
     )
     runtime: FleetRuntime | None = None
     refresher: Refresher | None = None
-    if fleet is None:
+    if fleet is None or fleet_events is None:
         refresher, clients = _build_refresher(settings, store, metrics, http, markets)
     else:
-        runtime, clients = _fleet_runtime(settings, fleet, metrics, store, http, running, markets)
+        runtime, clients = _fleet_runtime(
+            settings, fleet, metrics, store, http, running, markets, fleet_events
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -562,6 +671,8 @@ def create_app(
         fleet=runtime,
         sse_send_timeout_s=settings.events.sse_send_timeout_s,
         worker=None if worker is None else {"index": worker.index, "count": worker.count},
+        event_replay=fleet_events.tail if fleet_events is not None else None,
+        replay_size=settings.events.replay_size,
     )
     handlers.install(app)
     if role.answers:

@@ -417,6 +417,37 @@ class Metrics:
             "Kill switches found missing from Redis without a release and written back.",
             registry=registry,
         )
+        self.fleet_events = Counter(
+            "pretrade_guard_fleet_events_total",
+            "Fleet mode: status-change events this process wrote to the fleet's event stream "
+            "(published), found already announced by another replica (duplicate), refused "
+            "with a lost lease (fenced), or dropped from a full outbox (dropped).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.fleet_events_outbox = Gauge(
+            "pretrade_guard_fleet_events_outbox",
+            "Fleet mode: events waiting to be written to Redis (grows while it is "
+            "unreachable), by fleet role.",
+            ["role"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.fleet_webhook_claimed = Counter(
+            "pretrade_guard_fleet_webhook_claimed_total",
+            "Fleet mode: webhook deliveries this process took over from another replica "
+            "(idle past fleet.webhook_claim_idle_s: that replica died or was cut off).",
+            ["webhook"],
+            registry=registry,
+        )
+        self.fleet_webhook_pending = Gauge(
+            "pretrade_guard_fleet_webhook_pending",
+            "Fleet mode: events read by a replica and not yet delivered (acknowledged), "
+            "fleet-wide, per webhook, as this process last saw.",
+            ["webhook"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.fleet_rate_unavailable = Counter(
             "pretrade_guard_fleet_rate_unavailable_total",
             "Orders denied because the shared order-rate counter did not answer in time.",

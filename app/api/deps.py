@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.decider import Decider
 from app.api.security import Principal, Scope, TokenAuth
-from app.events.bus import EventBus
+from app.events.bus import EventBus, Replay
 from app.metrics import Metrics
 from app.state.ports import FleetStatus, KillSwitches, LimitChanges
 from app.state.store import StateStore
@@ -37,6 +37,10 @@ class Services:
     #: One of several worker processes (``server.workers`` > 1): ``{"index", "count"}``, shown
     #: with the pid on ``/readyz`` (None: the only process).
     worker: Mapping[str, int] | None = None
+    #: Fleet mode: ``Last-Event-ID`` replays come from the fleet's event stream (None:
+    #: embedded, from this process's ring).
+    event_replay: Replay | None = None
+    replay_size: int = 1000
 
 
 # Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in the threadpool,

@@ -4,10 +4,12 @@ Bots follow it instead of polling ``/accounts``. Each message has ``id:``, ``eve
 event type) and ``data:`` (the event JSON, one line). Idle streams get a comment line every
 ``sse_keepalive_s`` so proxies keep them open. A client that reconnects with
 ``Last-Event-ID`` first gets the events it missed, while they are still in the guard's
-replay ring (same process only). A client too slow to keep up gets an ``overflow`` message
-and the stream ends; it should reconnect (with ``Last-Event-ID``). One that stops reading is
-disconnected after ``events.sse_send_timeout_s``; clients are capped
-(``events.sse_max_subscribers``, 503 beyond).
+replay ring (same process only; in fleet mode, from the fleet's event stream on any
+replica, with a ``gap`` message first when some of them are no longer there). A client too
+slow to keep up gets an ``overflow`` message and the stream ends; it should reconnect (with
+``Last-Event-ID``). One that stops reading is disconnected after
+``events.sse_send_timeout_s``; clients are capped (``events.sse_max_subscribers``, 503
+beyond).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Query
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -26,11 +29,12 @@ from app.api.strict import StrictRoute
 from app.events.bus import (
     EventBus,
     InvalidEventId,
+    Replay,
     Subscription,
     TooManySubscribers,
     parse_event_id,
 )
-from app.events.model import StampedEvent
+from app.events.model import StampedEvent, parse_stream_id
 from app.state.store import UnknownAccount
 
 router = APIRouter(tags=["events"], route_class=StrictRoute)
@@ -55,6 +59,12 @@ _OVERFLOW = (
     b'data: {"message": "this client fell behind and was dropped; reconnect with '
     b'Last-Event-ID"}\n\n'
 )
+
+
+def gap_frame(notice: str, last_event_id: str) -> bytes:
+    """The ``gap`` message: events after the client's ``Last-Event-ID`` are lost to it."""
+    data = orjson.dumps({"message": notice, "last_event_id": last_event_id})
+    return b"event: gap\ndata: %s\n\n" % data
 
 
 def frame(event: StampedEvent) -> bytes:
@@ -83,8 +93,12 @@ class EventStream(Response):
         last_event_id: str | None,
         keepalive_s: float,
         send_timeout_s: float,
+        replay: Replay | None = None,
+        replay_size: int = 0,
     ) -> None:
         self.status_code = 200
+        self._replay = replay
+        self._replay_size = replay_size
         self.background = None
         self._bus = bus
         self._account = account
@@ -104,9 +118,21 @@ class EventStream(Response):
             return
         listener = asyncio.create_task(_end_on_disconnect(receive, sub))
         try:
-            missed = bus.replay_after(self._last_event_id, self._account)
+            first = b"retry: 2000\n: connected\n\n"
+            floor: tuple[int, int] | None = None
+            if self._replay is None:
+                missed = bus.replay_after(self._last_event_id, self._account)
+            else:
+                # Fleet: subscribed first, then read from the stream; live events up to the
+                # newest replayed one are skipped (they were replayed), so none is missed
+                # and none is sent twice.
+                missed, notice = await self._fleet_replay()
+                if notice is not None:
+                    first += gap_frame(notice, (self._last_event_id or "").strip(" \t"))
+                if missed:
+                    floor = parse_stream_id(missed[-1].id)
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            first = b"retry: 2000\n: connected\n\n" + b"".join(frame(e) for e in missed)
+            first += b"".join(frame(e) for e in missed)
             if not await self._write(send, sub, first):
                 return
             while True:
@@ -115,6 +141,10 @@ class EventStream(Response):
                     if sub.overflowed:
                         await self._write(send, sub, _OVERFLOW)
                     break
+                if batch is not False and floor is not None:
+                    batch = [e for e in batch if _after(e, floor)]
+                    if not batch:
+                        continue
                 chunk = b": keep-alive\n\n" if batch is False else b"".join(map(frame, batch))
                 if not await self._write(send, sub, chunk):
                     return  # not completed: uvicorn closes the connection
@@ -122,6 +152,12 @@ class EventStream(Response):
         finally:
             listener.cancel()
             bus.unsubscribe(sub)
+
+    async def _fleet_replay(self) -> tuple[list[StampedEvent], str | None]:
+        last = (self._last_event_id or "").strip(" \t")
+        if self._replay is None or not last:
+            return [], None
+        return await self._replay.replay(last, self._account, self._replay_size)
 
     async def _write(self, send: Send, sub: Subscription, body: bytes) -> bool:
         try:
@@ -132,6 +168,11 @@ class EventStream(Response):
             sub.end()
             return False
         return True
+
+
+def _after(event: StampedEvent, floor: tuple[int, int]) -> bool:
+    sid = parse_stream_id(event.id)
+    return sid is None or sid > floor
 
 
 async def _end_on_disconnect(receive: Receive, sub: Subscription) -> None:
@@ -191,4 +232,6 @@ async def events(
         last_event_id,
         services.sse_keepalive_s,
         services.sse_send_timeout_s,
+        services.event_replay,
+        services.replay_size,
     )

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from itertools import count, islice
-from typing import Literal
+from typing import Literal, Protocol
 
 import structlog
 
@@ -58,6 +58,17 @@ def parse_event_id(text: str | None) -> tuple[str, int] | None:
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class Replay(Protocol):
+    """Fleet mode: the events after a ``Last-Event-ID``, from the fleet's event stream."""
+
+    async def replay(
+        self, last_event_id: str, account: str | None, limit: int
+    ) -> tuple[list[StampedEvent], str | None]:
+        """At most ``limit`` events after the id (oldest first), and a notice when some
+        events after it can no longer be sent (None when nothing was lost)."""
+        ...
 
 
 class TooManySubscribers(Exception):
@@ -207,7 +218,6 @@ class EventBus:
     def publish(self, event: Event) -> StampedEvent:
         seq = next(self._seq)
         stamped = StampedEvent.stamp(event, f"{self._prefix}-{seq}", self._clock())
-        self._recent.append((seq, stamped))
         self._metrics.events.labels(event.type.value).inc()
         log.info(
             "status event",
@@ -217,6 +227,25 @@ class EventBus:
             symbol=event.symbol,
             data=dict(event.data),
         )
+        self._append(seq, stamped)
+        for sink in self._sinks:
+            sink(stamped)
+        return stamped
+
+    def deliver(self, stamped: StampedEvent) -> None:
+        """Hand an event stamped elsewhere (fleet mode: read from the fleet's event stream,
+        already logged and counted by the process that emitted it) to the SSE streams only."""
+        self._append(next(self._seq), stamped)
+
+    def lose_all(self) -> None:
+        """End every open stream with the ``overflow`` notice (events were lost upstream)."""
+        for sub in list(self._subscriptions):
+            sub.overflowed = True
+            self.dropped(sub, "overflow")
+            sub.end()
+
+    def _append(self, seq: int, stamped: StampedEvent) -> None:
+        self._recent.append((seq, stamped))
         self._live.append((seq, stamped))
         self.head = seq
         if self._waiting and not self._wake_scheduled:
@@ -226,9 +255,6 @@ class EventBus:
                 loop.call_later(self._flush_s, self._wake)
             else:
                 loop.call_soon(self._wake)
-        for sink in self._sinks:
-            sink(stamped)
-        return stamped
 
     # ------------------------------------------------------------------ SSE subscriptions
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -63,3 +64,21 @@ class StampedEvent:
         payload["time_ms"] = time_ms
         payload["data"] = dict(event.data)
         return StampedEvent(event_id, time_ms, event, orjson.dumps(payload))
+
+
+#: A Redis stream entry id, ``<ms>-<seq>``: what event ids are in fleet mode.
+_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+
+StreamId = tuple[int, int]
+
+
+def parse_stream_id(text: str | bytes | None) -> StreamId | None:
+    """``(ms, seq)`` of a stream entry id; None for anything else."""
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    found = _STREAM_ID.fullmatch(text.strip(" \t"))
+    if found is None:
+        return None
+    return int(found.group(1)), int(found.group(2))

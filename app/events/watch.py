@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -24,6 +25,12 @@ from app.state.store import StateStore
 log = structlog.get_logger("app.events")
 
 PolicyFor = Callable[[str], Policy]
+
+
+class Publisher(Protocol):
+    """Where the watcher's events go: the bus (embedded), the fleet's stream (fleet mode)."""
+
+    def publish(self, event: Event) -> object: ...
 
 
 class StateEvents:
@@ -65,7 +72,7 @@ class Watcher:
         self,
         store: StateStore,
         policy_for: PolicyFor,
-        bus: EventBus,
+        bus: Publisher,
         kill_switches: KillSwitches,
         *,
         interval_s: float = 0.5,

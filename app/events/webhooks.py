@@ -178,13 +178,21 @@ class WebhookDispatcher:
                 self._failed.inc()
                 self._log.exception("webhook delivery crashed", event_id=event.id)
 
-    async def deliver(self, event: StampedEvent) -> bool:
-        """POST ``event`` until it is accepted or attempts run out; True when delivered."""
+    async def deliver(
+        self, event: StampedEvent, *, keep_going: Callable[[], bool] | None = None
+    ) -> bool:
+        """POST ``event`` until it is accepted or attempts run out; True when delivered.
+
+        ``keep_going`` (fleet mode) is asked before every retry: False abandons the event
+        (another replica has taken it over), without counting an outcome."""
         client = self._client
         if client is None:
             raise RuntimeError("webhook dispatcher not started")
         target = self.target
         for attempt in range(1, target.max_attempts + 1):
+            if attempt > 1 and keep_going is not None and not keep_going():
+                self._log.info("webhook delivery taken over elsewhere", event_id=event.id)
+                return False
             retry_after: float | None = None
             try:
                 response = await client.post(
@@ -229,6 +237,11 @@ class WebhookDispatcher:
             outcome=outcome,
         )
         return False
+
+    def count_crash(self, event: StampedEvent, exc: BaseException) -> None:
+        """A delivery that raised (a bug): counted failed and logged, like ``_run`` does."""
+        self._failed.inc()
+        self._log.error("webhook delivery crashed", event_id=event.id, error=repr(exc))
 
     def _headers(self, event: StampedEvent) -> dict[str, str]:
         # Signed per attempt: a retry carries a fresh timestamp inside the receiver's window.

@@ -29,8 +29,11 @@ from redis.asyncio import Redis
 
 from app.domain import KillSwitch, KillSwitchMode, KillSwitchScope
 from app.errors import SharedStateUnavailable
+from app.events.model import Event
+from app.events.watch import kill_switch_event
 from app.fleet.codec import decode_switch, encode_switch
 from app.fleet.connection import REDIS_ERRORS, RedisLink
+from app.fleet.events import Announcer, event_tail
 from app.fleet.model import Keys
 from app.metrics import Metrics
 from app.state.killswitch import (
@@ -58,26 +61,32 @@ for i = 1, #ARGV do
 end
 return {v, s, l, r}
 """
-# KEYS: version, switches, audit, audit seq; ARGV: channel, id, switch JSON, audit tail.
+# KEYS: version, switches, audit, audit seq, event stream; ARGV: channel, id, switch JSON,
+# audit tail, event stream maxlen, event JSON (no id). The event is announced by the
+# replica that engages, once, in the same script.
 _ENGAGE = """
 local v = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 local a = redis.call('INCR', KEYS[4])
 redis.call('ZADD', KEYS[3], a, '{"id":' .. a .. ',' .. string.sub(ARGV[4], 2))
 redis.call('PUBLISH', ARGV[1], v)
-return {v, a}
+local e = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[6])
+return {v, a, e}
 """
-# KEYS: version, switches, audit, audit seq, released; ARGV: channel, id, expected switch
-# JSON, audit tail, tombstone JSON. Ends the switch only if it is still the one read.
+# KEYS: version, switches, audit, audit seq, released, event stream; ARGV: channel, id,
+# expected switch JSON, audit tail, tombstone JSON, event stream maxlen, event JSON. Ends
+# the switch (and announces it) only if it is still the one read: an expiry that several
+# replicas see at once ends it once.
 _END = """
-if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return {0, 0} end
+if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return {0, 0, ''} end
 redis.call('HDEL', KEYS[2], ARGV[2])
 local v = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[5], ARGV[2], ARGV[5])
 local a = redis.call('INCR', KEYS[4])
 redis.call('ZADD', KEYS[3], a, '{"id":' .. a .. ',' .. string.sub(ARGV[4], 2))
 redis.call('PUBLISH', ARGV[1], v)
-return {v, a}
+local e = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[7])
+return {v, a, e}
 """
 # KEYS: audit, audit seq; ARGV: audit tail.
 _RECORD = """
@@ -163,8 +172,12 @@ class FleetControls:
         poll_s: float = 1.0,
         deny_after_s: float | None = None,
         clock: Callable[[], int] = wall_ms,
+        announcer: Announcer | None = None,
+        events_maxlen: int = 10_000,
     ) -> None:
         self._redis = redis
+        self._announcer = announcer
+        self._events_maxlen = events_maxlen
         self._keys = keys
         self._link = link
         self._metrics = metrics
@@ -423,14 +436,30 @@ class FleetControls:
             switch_dict(switch),
         )
         k = self._keys
-        await self._write(
+        event = kill_switch_event(
+            KillSwitchChange("engaged", switch, actor, reason, switch.created_at_ms)
+        )
+        _, _, event_id = await self._write(
             self._engage(
-                keys=[k.version, k.switches, k.audit, k.audit_seq],
-                args=[k.controls_channel, switch.id, encode_switch(switch), tail],
+                keys=[k.version, k.switches, k.audit, k.audit_seq, k.events_stream],
+                args=[
+                    k.controls_channel,
+                    switch.id,
+                    encode_switch(switch),
+                    tail,
+                    self._events_maxlen,
+                    event_tail(event, switch.created_at_ms),
+                ],
             )
         )
+        self._announce(event, event_id)
         await self._after_write()
         return switch
+
+    def _announce(self, event: Event, event_id: Any) -> None:
+        if self._announcer is not None:
+            text = event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+            self._announcer.published(event, text)
 
     async def release(
         self, switch_id: str, *, actor: str, reason: str, principal: str | None = None
@@ -483,17 +512,28 @@ class FleetControls:
             switch_dict(switch),
         )
         tombstone = orjson.dumps({"kind": kind, "actor": actor, "reason": reason, "time_ms": now})
-        version, _ = await self._write(
+        change_kind = "released" if kind == "released" else "expired"
+        change = KillSwitchChange(change_kind, switch, actor, reason, now)  # type: ignore[arg-type]
+        event = kill_switch_event(change)
+        version, _, event_id = await self._write(
             self._end(
-                keys=[k.version, k.switches, k.audit, k.audit_seq, k.released],
-                args=[k.controls_channel, switch_id, payload, tail, tombstone],
+                keys=[k.version, k.switches, k.audit, k.audit_seq, k.released, k.events_stream],
+                args=[
+                    k.controls_channel,
+                    switch_id,
+                    payload,
+                    tail,
+                    tombstone,
+                    self._events_maxlen,
+                    event_tail(event, now),
+                ],
             )
         )
         if int(version) == 0:
             return None  # ended meanwhile by another replica
+        self._announce(event, event_id)
         await self._after_write()
-        change_kind = "released" if kind == "released" else "expired"
-        return KillSwitchChange(change_kind, switch, actor, reason, now)  # type: ignore[arg-type]
+        return change
 
     async def record(
         self,

@@ -31,6 +31,7 @@ import structlog
 from redis.asyncio import Redis
 
 from app.domain import AccountState, Instant, Observed
+from app.events.model import Event
 from app.fleet.codec import (
     Part,
     PublishedMarket,
@@ -41,6 +42,7 @@ from app.fleet.codec import (
     encode_state,
 )
 from app.fleet.connection import REDIS_ERRORS, RedisLink
+from app.fleet.events import Announcer, basis_ms, event_tail
 from app.fleet.model import Keys
 from app.markets.store import MarketStore, MarketView
 from app.metrics import Metrics
@@ -56,20 +58,28 @@ def market_item(host: str) -> str:
 
 log = structlog.get_logger("app.fleet")
 
-# KEYS: fence counter, state hash, stream; ARGV: fence, seq, payload, maxlen, account.
+# KEYS: fence counter, state hash, stream, event stream; ARGV: fence, seq, payload, maxlen,
+# account, newest receive wall ms, event stream maxlen, then the events' JSON (no id).
+# Returns {1, event ids...}, {0} (not newer) or {-1} (fenced out).
 _PUBLISH = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 local fence = tonumber(ARGV[1])
 local seq = tonumber(ARGV[2])
-if fence < cur then return -1 end
+if fence < cur then return {-1} end
 local sf = tonumber(redis.call('HGET', KEYS[2], 'fence') or '0')
 local ss = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
-if fence < sf or (fence == sf and seq <= ss) then return 0 end
-redis.call('HSET', KEYS[2], 'fence', ARGV[1], 'seq', ARGV[2], 'payload', ARGV[3])
+if fence < sf or (fence == sf and seq <= ss) then return {0} end
+redis.call('HSET', KEYS[2], 'fence', ARGV[1], 'seq', ARGV[2], 'payload', ARGV[3], 'rw', ARGV[6])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*',
            'a', ARGV[5], 'f', ARGV[1], 's', ARGV[2], 'p', ARGV[3])
-return 1
+local ids = {1}
+for i = 8, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[i])
+end
+return ids
 """
+#: Status-change events kept per account while they cannot be published (oldest dropped).
+_PENDING_EVENTS = 64
 
 
 def wall_now_ms() -> int:
@@ -152,7 +162,13 @@ class StatePublisher:
 
     Store listeners mark the item dirty (cheap, never raise); one task publishes the latest
     state of each dirty item, so a slow Redis coalesces updates instead of queueing them
-    (bounded by the number of accounts and hosts)."""
+    (bounded by the number of accounts and hosts).
+
+    The status-change events found between an account's states (``queue_events``) go into
+    the fleet's event stream in the same script, so only the fenced holder announces them;
+    they wait with the state while Redis is unreachable (at most ``_PENDING_EVENTS`` per
+    account), and are dropped (counted ``fenced``) when the lease is lost: the next holder
+    starts from the last published state and announces what it finds changed."""
 
     def __init__(
         self,
@@ -165,7 +181,13 @@ class StatePublisher:
         *,
         maxlen: int,
         markets: MarketStore | None = None,
+        announcer: Announcer | None = None,
+        events_maxlen: int = 10_000,
     ) -> None:
+        self._announcer = announcer or Announcer(metrics)
+        self._events_maxlen = events_maxlen
+        #: Events found per account, with their JSON (no id), not yet published.
+        self._events: dict[str, list[tuple[Event, bytes]]] = {}
         self._keys = keys
         self._link = link
         self._metrics = metrics
@@ -183,6 +205,20 @@ class StatePublisher:
     def __call__(self, _old: AccountState, new: AccountState) -> None:
         self._dirty[new.account] = None
         self._wake.set()
+
+    def queue_events(self, account: str, events: list[Event], time_ms: int) -> None:
+        """Announce ``events`` with the account's next publication (never waits)."""
+        if not events:
+            return
+        pending = self._events.setdefault(account, [])
+        pending.extend((event, event_tail(event, time_ms)) for event in events)
+        if len(pending) > _PENDING_EVENTS:
+            self._announcer.count("dropped", len(pending) - _PENDING_EVENTS)
+            del pending[: len(pending) - _PENDING_EVENTS]
+
+    def drop_events(self, account: str) -> None:
+        """The lease is gone: what was not published is the next holder's to find."""
+        self._announcer.count("fenced", len(self._events.pop(account, ())))
 
     def market_changed(self, view: MarketView) -> None:
         """``MarketStore`` listener."""
@@ -205,36 +241,58 @@ class StatePublisher:
                     self._dirty[account] = None
                     await asyncio.sleep(0.2)
 
-    def _latest(self, item: str) -> tuple[int, bytes] | None:
-        """The item's (sequence, payload) to publish, or ``None`` when there is none."""
+    def _latest(self, item: str) -> tuple[int, bytes, int] | None:
+        """The item's (sequence, payload, newest receive wall ms) to publish, or ``None``."""
         if item.startswith(MARKET_PREFIX):
             host = item.removeprefix(MARKET_PREFIX)
             view = None if self._markets is None else self._markets.view(host)
             if view is None or host not in self._market_seq:
                 return None
             payload = encode_market(published_market(view, wall_now_ms()))
-            return self._market_seq[host], payload
+            return self._market_seq[host], payload, 0
         state = self._store.get(item)
         if state is None:
             return None
-        return state.version, encode_state(published(state, wall_now_ms()))
+        return state.version, encode_state(published(state, wall_now_ms())), basis_ms(state)
 
     async def publish(self, account: str) -> bool:
-        """Publish an item (an account, or ``market:<host>``) if its lease is held."""
+        """Publish an item (an account, or ``market:<host>``) if its lease is held, with the
+        status-change events found since its last publication."""
         fence = self._fence(account)
         latest = self._latest(account)
         if fence is None or latest is None:
+            self.drop_events(account)
             return False  # not (or no longer) ours to publish
-        seq, payload = latest
+        seq, payload, basis = latest
         k = self._keys
-        result = int(
-            await self._script(
-                keys=[k.fence(account), k.state(account), k.state_stream],
-                args=[fence, seq, payload, self._maxlen, account],
+        events = self._events.pop(account, [])
+        try:
+            reply = await self._script(
+                keys=[k.fence(account), k.state(account), k.state_stream, k.events_stream],
+                args=[
+                    fence,
+                    seq,
+                    payload,
+                    self._maxlen,
+                    account,
+                    basis,
+                    self._events_maxlen,
+                    *(tail for _event, tail in events),
+                ],
             )
-        )
+        except BaseException:
+            if events:  # not written: they go out with the next publication
+                self._events[account] = events + self._events.get(account, [])
+            raise
         self._link.ok()
+        result = int(reply[0])
         self._outcomes["ok" if result == 1 else "fenced"].inc()
+        if result == 1:
+            for (event, _tail), event_id in zip(events, reply[1:], strict=False):
+                self._announcer.published(event, _text(event_id))
+        elif result < 0:
+            self._announcer.count("fenced", len(events))
+        # result 0: this state (and its events) was written already (a retried reply).
         return result == 1
 
 

@@ -61,6 +61,8 @@ class Keys:
         self.refreshers = p + "refreshers"
         #: State fan-out stream (every refresh result of every account).
         self.state_stream = p + "state:stream"
+        #: Status-change events of the whole fleet (one entry per change; ids are event ids).
+        self.events_stream = p + "events:stream"
 
     def lease(self, account: str) -> str:
         return f"{self.ns}:lease:{{{account}}}"
@@ -70,6 +72,14 @@ class Keys:
 
     def state(self, account: str) -> str:
         return f"{self.ns}:state:{{{account}}}"
+
+    def freshness(self, account: str) -> str:
+        """The account's announced freshness (``DATA_STALE``/``DATA_FRESH`` once per fleet)."""
+        return f"{self.ns}:events:fresh:{{{account}}}"
+
+    def webhook_group(self, webhook: str) -> str:
+        """The consumer group of one webhook on the event stream."""
+        return f"webhook:{webhook}"
 
     def rate(self, account: str, symbol: str | None = None) -> str:
         if symbol is None:

@@ -55,6 +55,7 @@ class FleetRuntime:
         on_redis_loss: RedisLossMode,
         grace_s: float,
         where: str,
+        loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] | None = None,
     ) -> None:
         self.redis = redis
         self.link = link
@@ -71,6 +72,8 @@ class FleetRuntime:
         self.on_redis_loss = on_redis_loss
         self.grace_s = grace_s
         self.where = where
+        #: Other parts' background loops (events, webhook deliveries), run while started.
+        self._loops = list(loops or ())
         self._tasks: list[asyncio.Task[None]] = []
         self._no_refresher_since: float | None = None
         self.persistence_warnings: list[str] = []
@@ -106,6 +109,8 @@ class FleetRuntime:
             self._spawn(self.leases.run(), "fleet-leases")
         if self.role.answers:
             self._spawn(self._watch(), "fleet-watch")
+        for name, loop in self._loops:
+            self._spawn(loop(), name)
         log.info("fleet mode started", role=self.role.value, redis=self.where)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -119,11 +119,20 @@ class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 that records and verifies each delivery.
 
     ``hang=True`` never answers (until ``close``), like a receiver stuck on a dead database.
+    While ``failing`` is set, every request is answered 503 and recorded in ``refused``
+    (not a delivery), like a receiver whose database is briefly down.
     """
 
-    def __init__(self, secret: str = WEBHOOK_SECRET, *, hang: bool = False) -> None:
+    def __init__(
+        self,
+        secret: str = WEBHOOK_SECRET,
+        *,
+        hang: bool = False,
+        failing: threading.Event | None = None,
+    ) -> None:
         self.secret = secret
         self.deliveries: queue.Queue[Delivery] = queue.Queue()
+        self.refused: queue.Queue[Delivery] = queue.Queue()
         self.requests_seen = 0
         self._release = threading.Event()
         receiver = self
@@ -138,9 +147,13 @@ class WebhookReceiver:
                 valid = signature_is_valid(
                     receiver.secret, self.headers.get("X-Pretrade-Signature"), body, 60_000
                 )
-                receiver.deliveries.put(
-                    Delivery(time.monotonic(), dict(self.headers.items()), body, valid)
-                )
+                delivery = Delivery(time.monotonic(), dict(self.headers.items()), body, valid)
+                if failing is not None and failing.is_set():
+                    receiver.refused.put(delivery)
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                receiver.deliveries.put(delivery)
                 self.send_response(204)
                 self.end_headers()
 
