@@ -673,6 +673,7 @@ def create_app(
         worker=None if worker is None else {"index": worker.index, "count": worker.count},
         event_replay=fleet_events.tail if fleet_events is not None else None,
         replay_size=settings.events.replay_size,
+        markets=markets,
     )
     handlers.install(app)
     if role.answers:

@@ -102,6 +102,7 @@ PARTS = (
     "micro",
     "baseline",
     "guards",
+    "orders",
     "latency",
     "calibration",
     "memory",
@@ -321,6 +322,9 @@ class Report:
     fleet: dict[str, Any] = field(default_factory=dict)
     #: Its rendered lines (``bench.fleet.render_fleet``).
     fleet_lines: list[str] = field(default_factory=list)
+    #: The order-checks part (``bench.orders.OrdersReport.as_dict``) and its lines.
+    orders: dict[str, Any] = field(default_factory=dict)
+    orders_lines: list[str] = field(default_factory=list)
 
     def row(self, key: str) -> LoadRow | None:
         return next((r for r in self.load if r.key == key), None)
@@ -1215,6 +1219,7 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
         out.extend(_render_rounds(report.rounds, summary))
     out.append("")
     out.extend(_render_ratios(report, summary, opts))
+    out.extend(report.orders_lines)
     out.extend(_render_latency(report))
     out.extend(_render_calibration(report))
     out.append("")
@@ -1246,11 +1251,31 @@ def render(report: Report, opts: Options, pinning: Pinning) -> str:
                 "decide_json_many_per_order_log_all_ns",
                 f"Decider.decide_json_many x{batch}, per order, log=all",
             ),
+            ("evaluate_orders_allowed_ns", "rules.evaluate, allowed, full order-check set"),
+            (
+                "decide_json_orders_allowed_log_all_ns",
+                "Decider.decide_json, allowed, full order checks (GET fast path)",
+            ),
+            (
+                "decide_json_orders_uncached_allowed_log_all_ns",
+                "  the same, evaluation reuse off (every check runs)",
+            ),
             ("order_query_validate_ns", "OrderQuery.model_validate(query).intent()"),
             ("orjson_dumps_decision_ns", "orjson.dumps(decision body)"),
         ):
             if key in mic:
                 out.append(f"  {label:<56} {mic[key]:>10.0f} ns")
+        today = mic.get("decide_json_allowed_log_all_ns")
+        for key, what in (
+            ("decide_json_orders_allowed_log_all_ns", "as the fast path runs it"),
+            ("decide_json_orders_uncached_allowed_log_all_ns", "every check run"),
+        ):
+            if today and key in mic:
+                ratio = mic[key] / today
+                out.append(
+                    f"  full order-check set / account-level decide_json ({what}): "
+                    f"{ratio:.2f}x (target <= 2x) {'ok' if ratio <= 2 else 'MISSED'}"
+                )
         out.append(
             "  decision_log all/denied: production's batched DecisionLogWriter, lines to "
             f"{mic.get('decision_log_sink', '?')}; "
@@ -1548,6 +1573,16 @@ def main(argv: list[str] | None = None) -> int:
                 proc.stop()
 
         _step(report, "guards", guards)
+
+        def orders() -> None:
+            from bench.orders import render_orders, run_orders  # imports this module
+
+            result = run_orders(opts, pinning, tmp, start_baseline, report.load)
+            report.orders = result.as_dict()
+            generic = median(r.get.rps for r in report.rounds) if report.rounds else None
+            report.orders_lines = render_orders(result, generic)
+
+        _step(report, "orders", orders)
         _step(
             report,
             "latency",

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.api.decider import Decider
 from app.api.security import Principal, Scope, TokenAuth
 from app.events.bus import EventBus, Replay
+from app.markets.store import MarketStore
 from app.metrics import Metrics
 from app.state.ports import FleetStatus, KillSwitches, LimitChanges
 from app.state.store import StateStore
@@ -41,6 +42,8 @@ class Services:
     #: embedded, from this process's ring).
     event_replay: Replay | None = None
     replay_size: int = 1000
+    #: Market rules per exchange host, for ``/readyz`` (None: none watched).
+    markets: MarketStore | None = None
 
 
 # Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in the threadpool,

@@ -13,7 +13,7 @@ from app.api.deps import Services, ServicesDep
 from app.api.responses import JSONBody
 from app.api.security import Scope
 from app.api.strict import StrictRoute
-from app.api.views import freshness
+from app.api.views import freshness, market_readiness
 from app.domain import Instant
 
 router = APIRouter(tags=["operations"], route_class=StrictRoute)
@@ -30,13 +30,21 @@ async def healthz(services: ServicesDep, authorization: AuthHeader = None) -> JS
 
 @router.get(
     "/readyz",
-    summary="Readiness: every account has fresh data (503 otherwise)",
+    summary="Readiness: every account has fresh data and every exchange host fresh market "
+    "rules (503 otherwise)",
+    description="`accounts`: per account, the ages of its status and snapshot, its last "
+    "error and whether its poller runs. `markets`: per exchange host whose market rules the "
+    "guard polls (Binance USD-M), its accounts, the number of symbols, the ages of the "
+    "symbol rules (`exchangeInfo`) and mark prices (`premiumIndex`), each one's last error, "
+    "and `reason` when they are missing or older than the accounts' policy allows (orders "
+    "are then denied with `MARKET_RULES_UNAVAILABLE`).",
     responses={
         503: {
-            "description": "At least one account is stale, has no data, "
-            "or lost its poller; in fleet mode, also while the process waits for something "
-            "(`fleet.waiting_for`: Redis, kill switches, account state, an exchange host's "
-            "market rules); the body says which."
+            "description": "At least one account is stale, has no data, or lost its poller, "
+            "or an exchange host's market rules are missing or stale (`markets`); in fleet "
+            "mode, also while the process waits for something (`fleet.waiting_for`: Redis, "
+            "kill switches, account state, an exchange host's market rules); the body says "
+            "which."
         }
     },
 )
@@ -49,11 +57,14 @@ async def readyz(services: ServicesDep, authorization: AuthHeader = None) -> JSO
         body = {"ready": ready, "fleet": fleet.readiness()}
         return JSONBody(body, status_code=200 if ready else 503)
     accounts = _freshness_by_account(services)
-    ready = all(v["fresh"] and v["poller_alive"] for v in accounts.values())
-    body = {"ready": ready, "accounts": accounts}
+    markets = _market_readiness(services)
+    ready = all(v["fresh"] and v["poller_alive"] for v in accounts.values()) and all(
+        m["ready"] for m in markets.values()
+    )
+    body = {"ready": ready, "accounts": accounts, "markets": markets}
     if fleet is not None:
         ready = ready and fleet.ready()
-        body = {"ready": ready, "accounts": accounts, "fleet": fleet.readiness()}
+        body = {**body, "ready": ready, "fleet": fleet.readiness()}
         if services.worker is not None:  # which of the host's worker processes answered
             body["worker"] = {**services.worker, "pid": os.getpid()}
     return JSONBody(body, status_code=200 if ready else 503)
@@ -71,6 +82,27 @@ async def metrics(services: ServicesDep, authorization: AuthHeader = None) -> Re
     if services.fleet is None or services.fleet.answers:
         _freshness_by_account(services)  # brings the data_fresh gauges up to date
     return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _market_readiness(services: Services) -> dict[str, dict[str, Any]]:
+    """Each polled exchange host's market rules, judged by its accounts' strictest policy."""
+    if services.markets is None:
+        return {}
+    now = Instant.now()
+    found = {}
+    for host, accounts in services.markets.accounts_by_host().items():
+        view = services.markets.view(host)
+        if view is None:
+            continue
+        policies = [services.decider.policy(account) for account in accounts]
+        found[host] = market_readiness(
+            view,
+            accounts,
+            min(p.max_market_rules_age_s for p in policies),
+            min(p.max_mark_price_age_s for p in policies),
+            now,
+        )
+    return found
 
 
 def _freshness_by_account(services: Services) -> dict[str, dict[str, Any]]:

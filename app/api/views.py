@@ -13,6 +13,7 @@ from app.domain import (
     Policy,
     RefreshError,
 )
+from app.markets.store import MarketView
 
 
 def _dec(value: Decimal | None) -> str | None:
@@ -42,6 +43,55 @@ def freshness(state: AccountState, policy: Policy, now: Instant) -> dict[str, An
             "snapshot": _refresh_error(state.snapshot_error),
         },
     }
+
+
+def market_readiness(
+    view: MarketView,
+    accounts: list[str],
+    max_rules_age_s: float,
+    max_marks_age_s: float,
+    now: Instant,
+) -> dict[str, Any]:
+    """One exchange host's market rules for ``/readyz``: ages, errors, and why it is not
+    ready (symbol rules or mark prices missing or older than the strictest account policy
+    allows: orders of its accounts are then denied with ``MARKET_RULES_UNAVAILABLE``)."""
+    rules_age = now.mono - view.rules.received_mono if view.rules else None
+    marks_age = now.mono - view.marks.received_mono if view.marks else None
+    problems = []
+    if rules_age is None:
+        problems.append(
+            _with_error("no symbol rules received yet (exchangeInfo)", view.rules_error)
+        )
+    elif rules_age > max_rules_age_s:
+        problems.append(
+            _with_error(
+                f"symbol rules are {rules_age:.0f} s old (max {max_rules_age_s:g} s)",
+                view.rules_error,
+            )
+        )
+    if marks_age is None:
+        problems.append(_with_error("no mark prices received yet (premiumIndex)", view.marks_error))
+    elif marks_age > max_marks_age_s:
+        problems.append(
+            _with_error(
+                f"mark prices are {marks_age:.0f} s old (max {max_marks_age_s:g} s)",
+                view.marks_error,
+            )
+        )
+    return {
+        "ready": not problems,
+        "reason": "; ".join(problems) or None,
+        "accounts": accounts,
+        "symbols": len(view.rules.value.symbols) if view.rules else 0,
+        "rules_age_ms": None if rules_age is None else int(rules_age * 1000),
+        "marks_age_ms": None if marks_age is None else int(marks_age * 1000),
+        "rules_error": view.rules_error,
+        "marks_error": view.marks_error,
+    }
+
+
+def _with_error(message: str, error: str | None) -> str:
+    return f"{message}; last error: {error}" if error else message
 
 
 def _refresh_error(error: RefreshError | None) -> dict[str, Any] | None:

@@ -25,14 +25,22 @@ class MarketView:
 
     ``static`` rules come from configuration and never turn stale; ``marks`` is ``None`` for
     a source that has no mark prices (then checks needing one deny, unless ``static``, where
-    they do not apply).
+    they do not apply). Each kind of refresh keeps its own last error, cleared only by its own
+    success: a working mark-price feed must not hide why the symbol rules are missing.
     """
 
     host: str
     rules: Observed[MarketRules] | None = None
     marks: Observed[MarkPrices] | None = None
-    last_error: str | None = None
+    #: Why the last symbol-rules / mark-price refresh failed (``None`` after a success).
+    rules_error: str | None = None
+    marks_error: str | None = None
     static: bool = False
+
+    @property
+    def last_error(self) -> str | None:
+        """The symbol-rules error, else the mark-price one."""
+        return self.rules_error or self.marks_error
 
 
 #: Called with every new view of a polled host (fleet mode publishes it); must not raise.
@@ -74,17 +82,30 @@ class MarketStore:
     def hosts(self) -> list[str]:
         return [h for h, v in self._views.items() if not v.static]
 
+    def accounts_by_host(self) -> dict[str, list[str]]:
+        """The accounts of every polled host (not the configured, never-stale ones)."""
+        found: dict[str, list[str]] = {}
+        for account, host in self._account_host.items():
+            view = self._views.get(host)
+            if view is not None and not view.static:
+                found.setdefault(host, []).append(account)
+        return found
+
     def put_rules(self, host: str, rules: MarketRules, now: Instant) -> MarketView:
-        """Record a successful symbol-rules refresh; clears the last error."""
-        return self._replace(host, rules=Observed(rules, now.mono, now.wall_ms), last_error=None)
+        """Record a successful symbol-rules refresh; clears the symbol-rules error."""
+        return self._replace(host, rules=Observed(rules, now.mono, now.wall_ms), rules_error=None)
 
     def put_marks(self, host: str, marks: MarkPrices, now: Instant) -> MarketView:
-        """Record a successful mark-price refresh; clears the last error."""
-        return self._replace(host, marks=Observed(marks, now.mono, now.wall_ms), last_error=None)
+        """Record a successful mark-price refresh; clears the mark-price error."""
+        return self._replace(host, marks=Observed(marks, now.mono, now.wall_ms), marks_error=None)
 
-    def put_failure(self, host: str, message: str) -> MarketView:
-        """Record a failed refresh: the last good values stay and keep ageing."""
-        return self._replace(host, last_error=message)
+    def put_rules_failure(self, host: str, message: str) -> MarketView:
+        """Record a failed symbol-rules refresh: the last good rules stay and keep ageing."""
+        return self._replace(host, rules_error=message)
+
+    def put_marks_failure(self, host: str, message: str) -> MarketView:
+        """Record a failed mark-price refresh: the last good marks stay and keep ageing."""
+        return self._replace(host, marks_error=message)
 
     def put_observed(
         self,

@@ -165,6 +165,9 @@ class MarketPoller:
     def _failed(self, kind: str, exc: Exception) -> None:
         error_kind = exc.kind if isinstance(exc, ExchangeError) else ErrorKind.INTERNAL
         message = str(exc) if isinstance(exc, ExchangeError) else type(exc).__name__
-        self.store.put_failure(self.host, f"{kind}: {message}")
+        if kind == self._rules.kind:
+            self.store.put_rules_failure(self.host, f"{kind}: {message}")
+        else:
+            self.store.put_marks_failure(self.host, f"{kind}: {message}")
         self.metrics.market_failures.labels(self.host, kind, error_kind.value).inc()
         self._log.warning("market refresh failed", kind=kind, error=error_kind.value, cause=message)

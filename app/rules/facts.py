@@ -122,8 +122,8 @@ def _market_facts(
     mark = None
     if marks is not None and now.mono - marks.received_mono <= policy.max_mark_price_age_s:
         mark = marks.value.prices.get(symbol)
-    if problem is not None and market.last_error:
-        problem += f"; last error: {market.last_error}"
+    if problem is not None and market.rules_error:
+        problem += f"; last error: {market.rules_error}"
     return symbol_rules, mark, problem
 
 

@@ -61,8 +61,8 @@ def check_market_data(facts: Facts) -> tuple[Reason, ...]:
     if rules is None or market.static or facts.mark is not None or not _needs_mark(facts, rules):
         return _NONE
     message = f"no fresh mark price for {symbol}"
-    if market.last_error:
-        message += f"; last error: {market.last_error}"
+    if market.marks_error:
+        message += f"; last error: {market.marks_error}"
     return (Reason(ReasonCode.MARKET_RULES_UNAVAILABLE, message),)
 
 

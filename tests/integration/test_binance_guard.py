@@ -668,3 +668,56 @@ def test_weight_budget_holds_with_50_accounts_on_one_ip(
     log.info("peak %s, steady rate %.0f/min, target %s", peak, per_minute, target)
     assert per_minute <= target, per_minute
     assert peak > capacity, "the budget was never used: the test proves nothing"
+
+
+def test_readiness_names_missing_market_rules_and_why(
+    start_simulator: StartSimulator, start_guard: StartGuard, tmp_path: Path
+) -> None:
+    """``exchangeInfo`` failing while ``premiumIndex`` works: ``/readyz`` is 503 and its
+    ``markets`` entry for the host says the symbol rules are missing and the exchange's error
+    (a good mark-price refresh every 3 s used to wipe the one shared error), orders are denied
+    with the same words; once the rules arrive the host is ready."""
+    scenario = tmp_path / "one.yaml"
+    [acc] = _many_accounts_scenario(scenario, 1)
+    sim = start_simulator(scenario)
+    fault = sim.control.add_fault("http_5xx", path="/fapi/v1/exchangeInfo", params={"status": 503})
+    guard = start_guard({"main": binance_entry(sim, acc)})
+    host = budget_name(sim)
+
+    def readiness() -> tuple[int, dict[str, Any]]:
+        answer = httpx.get(f"{guard.base_url}/readyz", timeout=5)
+        return answer.status_code, answer.json()
+
+    def rules_missing_with_cause() -> bool:
+        status, body = readiness()
+        market = body["markets"].get(host, {})
+        return (
+            status == 503
+            and body["accounts"]["main"]["fresh"]
+            and market.get("marks_age_ms") is not None
+            and "last error" in (market.get("reason") or "")
+        )
+
+    wait_until(rules_missing_with_cause, timeout=20, what="readyz naming the missing rules")
+    _, body = readiness()
+    market = body["markets"][host]
+    assert market["ready"] is False
+    assert market["accounts"] == ["main"]
+    assert market["symbols"] == 0
+    assert market["rules_age_ms"] is None
+    assert market["reason"].startswith(
+        "no symbol rules received yet (exchangeInfo); last error: market_rules: "
+    )
+    assert "503" in market["rules_error"]
+    assert market["marks_error"] is None
+    with guard.client() as client:
+        denied = client.get("/can-trade", params=BTC_BUY | {"account": "main"}).json()
+    assert codes(denied) == ["MARKET_RULES_UNAVAILABLE"]
+    assert "last error: market_rules: " in denied["reasons"][0]["message"]
+
+    sim.control.remove_fault(fault)
+    wait_until(lambda: ready(guard), timeout=45, what="readyz 200 once the rules arrive")
+    _, body = readiness()
+    market = body["markets"][host]
+    assert (market["ready"], market["reason"], market["rules_error"]) == (True, None, None)
+    assert market["symbols"] > 0

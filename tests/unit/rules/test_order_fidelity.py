@@ -228,7 +228,7 @@ def test_a_reduce_only_close_below_the_minimum_notional_is_allowed() -> None:
 def test_stale_or_missing_market_rules_deny_every_order_on_a_symbol() -> None:
     stale = decide(eth(), view=market(rules_age=901))
     assert codes(stale) == [R.MARKET_RULES_UNAVAILABLE]
-    missing = decide(eth(), view=MarketView(host="h", last_error="exchangeInfo: timed out"))
+    missing = decide(eth(), view=MarketView(host="h", rules_error="exchangeInfo: timed out"))
     assert codes(missing) == [R.MARKET_RULES_UNAVAILABLE]
     assert "timed out" in missing.reasons[0].message
 
