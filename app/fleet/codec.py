@@ -65,9 +65,12 @@ class PublishedMarket:
     host: str
     rules: Part[MarketRules] | None
     marks: Part[MarkPrices] | None
-    last_error: str | None
+    #: Why the last symbol-rules refresh failed (None after a success).
+    rules_error: str | None
     #: Wall time (ms) of publication, for the publish-to-apply lag.
     published_wall_ms: int
+    #: Why the last mark-price refresh failed (None after a success).
+    marks_error: str | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -236,7 +239,8 @@ def encode_market(market: PublishedMarket) -> bytes:
             "host": market.host,
             "rules": part(market.rules),
             "marks": part(market.marks),
-            "last_error": market.last_error,
+            "rules_error": market.rules_error,
+            "marks_error": market.marks_error,
             "published_wall_ms": market.published_wall_ms,
         }
     )
@@ -250,17 +254,20 @@ def decode_market(payload: bytes | str) -> PublishedMarket:
         raise ValueError("market payload is not JSON") from None
     if not isinstance(raw, dict):
         raise ValueError("market payload is not an object")
-    host, published, error = raw.get("host"), raw.get("published_wall_ms"), raw.get("last_error")
+    host, published = raw.get("host"), raw.get("published_wall_ms")
     if not isinstance(host, str) or type(published) is not int:
         raise ValueError("market payload lacks host or published_wall_ms")
-    if not (error is None or isinstance(error, str)):
-        raise ValueError("market payload: last_error must be a string")
+    errors = {key: raw.get(key) for key in ("rules_error", "marks_error")}
+    for key, error in errors.items():
+        if not (error is None or isinstance(error, str)):
+            raise ValueError(f"market payload: {key} must be a string")
     return PublishedMarket(
         host=host,
         rules=_part(MarketRules, raw.get("rules"), "rules"),
         marks=_part(MarkPrices, raw.get("marks"), "marks"),
-        last_error=error,
+        rules_error=errors["rules_error"],
         published_wall_ms=published,
+        marks_error=errors["marks_error"],
     )
 
 

@@ -110,8 +110,9 @@ def published_market(view: MarketView, now_ms: int) -> PublishedMarket:
         host=view.host,
         rules=None if rules is None else Part(rules.value, rules.received_wall_ms),
         marks=None if marks is None else Part(marks.value, marks.received_wall_ms),
-        last_error=view.last_error,
+        rules_error=view.rules_error,
         published_wall_ms=now_ms,
+        marks_error=view.marks_error,
     )
 
 
@@ -127,7 +128,11 @@ def _observed(part: Part[Any] | None, now: Instant) -> Observed[Any] | None:
 def apply_market(markets: MarketStore, market: PublishedMarket, now: Instant) -> MarketView:
     """Put published market data into ``markets``: each part only if newer (receive time)."""
     return markets.put_observed(
-        market.host, _observed(market.rules, now), _observed(market.marks, now), market.last_error
+        market.host,
+        _observed(market.rules, now),
+        _observed(market.marks, now),
+        rules_error=market.rules_error,
+        marks_error=market.marks_error,
     )
 
 

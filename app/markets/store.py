@@ -112,7 +112,9 @@ class MarketStore:
         host: str,
         rules: Observed[MarketRules] | None,
         marks: Observed[MarkPrices] | None,
-        last_error: str | None,
+        *,
+        rules_error: str | None,
+        marks_error: str | None,
     ) -> MarketView:
         """Record values observed elsewhere (fleet mode: published by the host's refresher),
         each part only if it was received later than the one held."""
@@ -127,7 +129,8 @@ class MarketStore:
             host,
             rules=newer(rules, old.rules),
             marks=newer(marks, old.marks),
-            last_error=last_error,
+            rules_error=rules_error,
+            marks_error=marks_error,
         )
 
     def _replace(self, host: str, **changes: object) -> MarketView:

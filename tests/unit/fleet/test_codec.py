@@ -136,6 +136,13 @@ def test_market_rules_round_trip_and_ages_come_from_the_exchanges_answer() -> No
     # An older publication never replaces newer data.
     older = PublishedMarket("binance-usdm@h", None, Part(MarkPrices({}), 4_000), None, 7_000)
     assert apply_market(store, older, now).marks == view.marks
+    # Each refresh's error travels on its own: a failing exchangeInfo stays named while the
+    # mark prices are fine.
+    failing = PublishedMarket(
+        "binance-usdm@h", None, None, "market_rules: HTTP 503", 8_000, marks_error=None
+    )
+    applied = apply_market(store, decode_market(encode_market(failing)), now)
+    assert (applied.rules_error, applied.marks_error) == ("market_rules: HTTP 503", None)
 
 
 @pytest.mark.parametrize(
