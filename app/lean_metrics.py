@@ -25,10 +25,11 @@ is unchanged.
 from __future__ import annotations
 
 import os
+import struct
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Generic, TypeVar, cast
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -56,12 +57,19 @@ def _file(directory: Path, kind: str, pid: int) -> MmapedDict:
     return MmapedDict(str(path))  # type: ignore[no-untyped-call]
 
 
-#: ``MmapedDict.write_value(key, value, timestamp)`` (untyped upstream).
-_Write = Callable[[str, float, float], None]
+#: A sample's value as stored in the file (its timestamp, the next 8 bytes, stays 0).
+_DOUBLE = struct.Struct("d").pack
 
 
-def _writer(samples: MmapedDict) -> _Write:
-    return cast(_Write, samples.write_value)
+def _slot(samples: MmapedDict, key: str) -> int:
+    """Where ``key``'s value lies in the file (created at 0: the series exists from the start).
+
+    The children then write their value there, 8 bytes by slice assignment, as ``MmapedDict``
+    itself does (one store, never a transient 0), without its per-write dictionary lookups;
+    they read ``samples._m`` at each write, as the map is replaced when the file grows."""
+    samples.write_value(key, 0.0, 0.0)  # type: ignore[no-untyped-call]
+    position: int = samples._positions[key]
+    return position
 
 
 class LeanCounterChild:
@@ -96,51 +104,53 @@ class LeanHistogramChild:
 class SharedCounterChild(LeanCounterChild):
     """A lean counter child that also writes its value to this process's shared file."""
 
-    __slots__ = ("_key", "_write")
+    __slots__ = ("_at", "_samples")
 
     def __init__(self, samples: MmapedDict, key: str) -> None:
         super().__init__()
-        self._write = _writer(samples)
-        self._key = key
-        self._write(key, 0.0, 0.0)  # the series exists at 0 from the start
+        self._samples = samples
+        self._at = _slot(samples, key)
 
     def inc(self, amount: float = 1) -> None:
         self.value += amount
-        self._write(self._key, self.value, 0.0)
+        at = self._at
+        self._samples._m[at : at + 8] = _DOUBLE(self.value)
 
 
 class SharedHistogramChild(LeanHistogramChild):
     """A lean histogram child that also writes its bucket counts and sum to the shared file
     (counts per bucket, not cumulative: the collector accumulates them)."""
 
-    __slots__ = ("_bucket_keys", "_sum_key", "_write")
+    __slots__ = ("_buckets_at", "_samples", "_sum_at")
 
     def __init__(
         self, bounds: tuple[float, ...], samples: MmapedDict, bucket_keys: list[str], sum_key: str
     ) -> None:
         super().__init__(bounds)
-        self._write = _writer(samples)
-        self._bucket_keys = bucket_keys
-        self._sum_key = sum_key
-        for key in bucket_keys:
-            self._write(key, 0.0, 0.0)
-        self._write(sum_key, 0.0, 0.0)
+        self._samples = samples
+        self._buckets_at = [_slot(samples, key) for key in bucket_keys]
+        self._sum_at = _slot(samples, sum_key)
 
     def observe(self, amount: float) -> None:
         index = bisect_left(self._bounds, amount)
         counts = self.counts
         counts[index] += 1
         self.sum += amount
-        write = self._write
-        write(self._bucket_keys[index], counts[index], 0.0)
-        write(self._sum_key, self.sum, 0.0)
+        mapped = self._samples._m
+        at = self._buckets_at[index]
+        mapped[at : at + 8] = _DOUBLE(counts[index])
+        at = self._sum_at
+        mapped[at : at + 8] = _DOUBLE(self.sum)
 
     def observe_many(self, amount: float, times: int) -> None:
         index = bisect_left(self._bounds, amount)
         self.counts[index] += times
         self.sum += amount * times
-        self._write(self._bucket_keys[index], self.counts[index], 0.0)
-        self._write(self._sum_key, self.sum, 0.0)
+        mapped = self._samples._m
+        at = self._buckets_at[index]
+        mapped[at : at + 8] = _DOUBLE(self.counts[index])
+        at = self._sum_at
+        mapped[at : at + 8] = _DOUBLE(self.sum)
 
 
 Child = TypeVar("Child", LeanCounterChild, LeanHistogramChild)

@@ -7,17 +7,24 @@ under exactly the server settings of production (``app/server.py``): uvicorn, on
 ``loop="uvloop"``, ``http="httptools"``, access log off. Whatever the guard costs beyond this
 is the price of the framework and of our own code.
 
-    python -m bench.baseline_app --port 8090 --body-bytes 260 [--busy-us 10]
+    python -m bench.baseline_app --port 8090 --body-bytes 260 [--busy-us 10] [--workers 2]
 
 ``--busy-us N`` makes it spin N microseconds of CPU per request before answering: a stand-in
 for per-request work, used by ``bench.run``'s calibration to show what a given amount of work
 costs in throughput on the machine at hand.
+
+``--workers N`` runs N server processes on one socket bound by the parent, the model of the
+guard's worker pool (``app/worker_pool.py``): the 2-worker baseline of ``bench.fleet``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import time
+from types import FrameType
 from typing import Any
 
 import orjson
@@ -86,6 +93,7 @@ def main() -> None:
     parser.add_argument(
         "--busy-us", type=float, default=0, help="CPU microseconds spent per request"
     )
+    parser.add_argument("--workers", type=int, default=1, help="server processes on one socket")
     args = parser.parse_args()
     # The same server settings as app/server.py.
     config = uvicorn.Config(
@@ -100,7 +108,32 @@ def main() -> None:
         access_log=False,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    if args.workers == 1:
+        uvicorn.Server(config).run()
+        return
+    _serve_workers(config, args.workers)
+
+
+def _serve_workers(config: uvicorn.Config, workers: int) -> None:
+    """``workers`` forked servers accepting on one socket; SIGTERM/SIGINT stop them all."""
+    sock = config.bind_socket()
+    children = []
+    for _ in range(workers):
+        pid = os.fork()  # before any event loop exists: nothing to copy but the app
+        if pid == 0:
+            uvicorn.Server(config).run(sockets=[sock])
+            os._exit(0)
+        children.append(pid)
+
+    def stop(_sig: int, _frame: FrameType | None) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        os.waitpid(child, 0)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ The refresher and two api replicas (A and B) start together and run throughout.
    setting);
 5. failover: a second refresher joins; once the two hold every lease between them, SIGKILL the
    one holding more; the time until the survivor holds every lease, and the longest stretch
-   during which replica A's ``/readyz`` said some account was not fresh.
+   during which replica A's ``/readyz`` said some account was not fresh;
+6. two api workers on two cores against a two-worker baseline (``bench/fleet_workers.py``).
 
 The account policy of the compared rounds drops the benchmark's ``order_rate`` (the fleet makes
 only rate-limited accounts pay a Redis round trip per order); the embedded rounds of
@@ -44,6 +45,7 @@ import httpx
 
 from app.config import FleetSettings
 from bench import scenario
+from bench.fleet_workers import WorkersReport, measure_two_workers, render_two_workers
 from bench.procs import BaselineProcess, GuardProcess, Pinning, free_port
 from bench.run import (
     BASELINE_LABEL,
@@ -88,7 +90,8 @@ class FleetReport:
     engage_ms: list[float] = field(default_factory=list)
     release_ms: list[float] = field(default_factory=list)
     failover: dict[str, Any] = field(default_factory=dict)
-    workers: str = ""
+    #: ``bench.fleet_workers``: the api role with ``--workers 2`` vs a 2-worker baseline.
+    workers: WorkersReport = field(default_factory=WorkersReport)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -431,9 +434,7 @@ def run_fleet(
 ) -> FleetReport:
     """Every fleet measurement; each sub-part through ``step`` (a failure is reported, the
     others still run)."""
-    out = FleetReport(
-        workers="not measured: the fleet core has no --workers option yet (one worker each)"
-    )
+    out = FleetReport()
     with simulator(opts.accounts, pinning, tmp, "sim-fleet") as sim:
         fleet = _Fleet(opts, pinning, tmp, sim.base_url)
         baseline = start_baseline()
@@ -450,6 +451,18 @@ def run_fleet(
             step("fleet[propagation]", lambda: _propagation(api, api_b, opts, out))
             step("fleet[order-rate]", lambda: _rate_limited(fleet, opts, pinning, get_lua, out))
             step("fleet[failover]", lambda: _failover(fleet, refresher, api, opts, out))
+            step(
+                "fleet[2 workers]",
+                lambda: measure_two_workers(
+                    opts,
+                    pinning,
+                    tmp,
+                    _config(opts, sim.base_url, tmp, fleet.redis.url, "api", order_rate=False),
+                    len(baseline.body()),
+                    get_lua,
+                    out.workers,
+                ),
+            )
         finally:
             baseline.stop()
             fleet.close()
@@ -547,5 +560,5 @@ def render_fleet(out: FleetReport) -> list[str]:
             f"TTL {fo['lease_ttl_s']:.0f} s); the api replica's /readyz was not ready for at "
             f"most {fo['longest_not_ready_s']:.2f} s at a stretch"
         )
-    lines.append(f"  2 workers: {out.workers}")
+    lines.extend(render_two_workers(out.workers))
     return lines

@@ -124,7 +124,13 @@ class BaselineProcess:
     """``python -m bench.baseline_app`` on a free port."""
 
     def __init__(
-        self, body_bytes: int, *, prefix: Sequence[str], log_path: Path, busy_us: float = 0
+        self,
+        body_bytes: int,
+        *,
+        prefix: Sequence[str],
+        log_path: Path,
+        busy_us: float = 0,
+        workers: int = 1,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -139,6 +145,8 @@ class BaselineProcess:
             str(body_bytes),
             "--busy-us",
             str(busy_us),
+            "--workers",
+            str(workers),
         ]
         self._log_path = log_path
         self._log: IO[bytes] | None = None
@@ -183,6 +191,31 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds used so far by a process and each of its descendants, by pid (a process
+    that ended between the scan and the read is left out)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    used: dict[int, float] = {}
+    for member in tree:
+        try:
+            used[member] = cpu_seconds(member)
+        except OSError:
+            continue
+    return used
 
 
 def rss_kib(pid: int | str = "self") -> dict[str, int]:

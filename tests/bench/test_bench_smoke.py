@@ -246,7 +246,8 @@ FLEET_ROWS = (
     "switch engage on replica A -> replica B answers accordingly",
     "switch release on replica A -> replica B answers accordingly",
     "failover: two refreshers held",
-    "2 workers:",
+    "2 api workers vs a 2-worker baseline",
+    "2-worker throughput api/baseline",
 )
 
 
@@ -298,4 +299,9 @@ def test_quick_fleet_run_prints_every_row(tmp_path: Path) -> None:
     assert len(fleet["engage_ms"]) == len(fleet["release_ms"]) == 3
     # SIGKILLed refresher: the survivor ended up holding every account's lease.
     assert fleet["failover"]["accounts"] == 10
+    # --workers 2 against the 2-worker baseline: both measured, two worker processes each.
+    pool = fleet["workers"]["rows"]
+    assert [row["label"] for row in pool] == ["baseline", "api"], pool
+    assert all(row["errors"] == 0 and row["rps"] > 0 for row in pool), pool
+    assert all(len(row["worker_split_pct"]) == 2 for row in pool), pool
     assert fleet["failover"]["takeover_s"] > 0

@@ -117,3 +117,24 @@ def test_every_gauge_says_how_workers_combine() -> None:
     assert gauges
     for name, gauge in gauges.items():
         assert gauge._multiprocess_mode.startswith("live"), name
+
+
+def test_shared_values_land_after_the_file_grows(tmp_path: Path) -> None:
+    """The file starts at 64 KiB and is mapped anew when it grows: children created before
+    the growth still write where the collector reads."""
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    shared = SharedSamples(tmp_path, process_id=7)
+    requests = LeanCounter(
+        "g_requests_total", "Requests.", ["client"], registry=CollectorRegistry(), shared=shared
+    )
+    first = requests.labels("client-0")
+    for n in range(3000):  # ~300 KiB of keys
+        requests.labels(f"client-{n}").inc()
+    first.inc()
+    try:
+        assert merged.get_sample_value("g_requests_total", {"client": "client-0"}) == 2
+        assert merged.get_sample_value("g_requests_total", {"client": "client-2999"}) == 1
+        assert (tmp_path / "counter_lean_7.db").stat().st_size > 64 * 1024
+    finally:
+        shared.close()
