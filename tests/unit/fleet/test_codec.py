@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import orjson
@@ -10,9 +11,13 @@ import pytest
 from app.domain import (
     AccountSnapshot,
     AccountStatus,
+    Funding,
+    HistoricalOrder,
     KillSwitch,
     KillSwitchMode,
     KillSwitchScope,
+    OpenOrder,
+    OrderSide,
     Position,
     PositionSide,
     QuantIndicator,
@@ -20,6 +25,7 @@ from app.domain import (
 )
 from app.fleet.codec import (
     Part,
+    PartMemo,
     PublishedState,
     decode_state,
     decode_switch,
@@ -161,3 +167,218 @@ def test_malformed_market_data_is_refused_whole(payload: bytes) -> None:
 
     with pytest.raises(ValueError, match=r"market payload|rules|marks|expected"):
         decode_market(payload)
+
+
+def _full_state() -> PublishedState:
+    snapshot = AccountSnapshot(
+        available_balance=Decimal("19700.76"),
+        margin_balance=Decimal("25601.20"),
+        maintenance_margin=Decimal("144.36"),
+        positions=(
+            Position("BTCUSDT", PositionSide.LONG, Decimal("0.3"), entry_price=Decimal(60000)),
+            Position("ETHUSDT", PositionSide.SHORT, Decimal("2.4"), margin_type="CROSSED"),
+        ),
+        account_id="B-1",
+        open_orders=(OpenOrder("9", "BTCUSDT", OrderSide.BUY, "LIMIT", Decimal(1), Decimal(2)),),
+        order_history=(
+            HistoricalOrder("8", "ETHUSDT", OrderSide.SELL, "MARKET", "FILLED", Decimal("0.1")),
+        ),
+        funding=Funding(Decimal("-0.5"), 1, 2),
+        update_time_ms=7,
+        leverage_by_symbol={"BTCUSDT": Decimal(10)},
+        max_notional_by_symbol={"BTCUSDT": Decimal(1_000_000)},
+    )
+    return PublishedState(
+        "alpha",
+        Part(STATUS, 1),
+        Part(snapshot, 2),
+        "status: timeout",
+        "timeout",
+        1,
+        3,
+        status_error=RefreshError("status: timeout", "timeout", 1),
+    )
+
+
+def test_every_field_of_every_nested_type_round_trips() -> None:
+    state = _full_state()
+    assert decode_state(encode_state(state)) == state
+    assert decode_state(encode_state(state).decode()) == state  # str payloads too
+
+
+@pytest.mark.parametrize(
+    ("mutate", "named"),
+    [
+        (lambda raw: raw.update(extra=1), "unknown field extra"),
+        (lambda raw: raw["status"].update(extra=1), "status: unknown field"),
+        (lambda raw: raw["status"]["value"].update(color="red"), "status.value.color: unknown"),
+        (
+            lambda raw: raw["snapshot"]["value"]["positions"][1].update(colour=1),
+            r"snapshot.value.positions\[1\].colour: unknown field",
+        ),
+        (
+            lambda raw: raw["snapshot"]["value"]["open_orders"][0].update(quantity=1),
+            r"open_orders\[0\].quantity: expected a decimal string",
+        ),
+        (
+            lambda raw: raw["snapshot"]["value"]["leverage_by_symbol"].update(ETHUSDT="x"),
+            r"leverage_by_symbol.ETHUSDT: not a decimal",
+        ),
+        (
+            lambda raw: raw["snapshot"]["value"]["funding"].update(last_funding_time_ms=1.5),
+            r"funding.last_funding_time_ms: expected an integer",
+        ),
+        (
+            lambda raw: raw["snapshot"]["value"].update(positions={"BTCUSDT": 1}),
+            "positions: expected a list",
+        ),
+        (
+            lambda raw: raw["snapshot"]["value"]["order_history"][0].update(side=["BUY"]),
+            r"order_history\[0\].side: not a OrderSide",
+        ),
+        (lambda raw: raw["snapshot"]["value"].pop("margin_balance"), "margin_balance: missing"),
+        (lambda raw: raw["status"]["value"].update(can_trade=1), "can_trade: expected a boolean"),
+        (lambda raw: raw["status_error"].update(kind=None), "status_error.kind: expected a str"),
+        (lambda raw: raw.update(status=[1]), "status: expected a value"),
+        (lambda raw: raw.update(account=None), "lacks account"),
+    ],
+)
+def test_a_malformed_field_is_refused_by_name(mutate: object, named: str) -> None:
+    raw = orjson.loads(encode_state(_full_state()))
+    mutate(raw)  # type: ignore[operator]
+    with pytest.raises(ValueError, match=named):
+        decode_state(orjson.dumps(raw))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b"1",
+        b'"x"',
+        b'{"account": "a"}',
+        "\udcff".encode(errors="surrogatepass"),
+    ],
+)
+def test_garbage_is_refused_with_a_value_error(payload: bytes) -> None:
+    with pytest.raises(ValueError, match=r"\w"):
+        decode_state(payload)
+
+
+def test_any_value_swapped_into_any_field_is_refused_or_decoded_never_a_crash() -> None:
+    """Replace each leaf of a real state, one at a time, by values of every JSON type: the
+    decoder either refuses the payload with ValueError or returns a state (a same-typed
+    value); no other exception escapes."""
+    raw = orjson.loads(encode_state(_full_state()))
+    replacements: list[object] = [None, True, 0, -1, 1.5, "", "1", "NaN", [], [1], {}, {"a": 1}]
+
+    def paths(node: object, prefix: tuple[object, ...]) -> list[tuple[object, ...]]:
+        found = [prefix] if prefix else []
+        items = (
+            node.items()
+            if isinstance(node, dict)
+            else enumerate(node)
+            if isinstance(node, list)
+            else []
+        )
+        for key, child in items:
+            found += paths(child, (*prefix, key))
+        return found
+
+    checked = 0
+    for path in paths(raw, ()):
+        for value in replacements:
+            mutated = orjson.loads(orjson.dumps(raw))
+            parent = mutated
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = value
+            try:
+                decoded = decode_state(orjson.dumps(mutated))
+            except ValueError:
+                pass
+            else:
+                assert isinstance(decoded, PublishedState)
+            checked += 1
+    assert checked > 1000
+
+
+def test_a_switch_with_a_field_it_does_not_know_is_still_read() -> None:
+    """Refusing it would drop a switch a newer replica engaged: fail open."""
+    switch = KillSwitch("ks-2", KillSwitchScope.GLOBAL, KillSwitchMode.HALT, "ops", "why", 5)
+    raw = orjson.loads(encode_switch(switch))
+    raw["added_later"] = {"any": "thing"}
+    assert decode_switch(orjson.dumps(raw)) == switch
+    raw["mode"] = "PAUSE"
+    with pytest.raises(ValueError, match=r"kill_switch\.mode: not a KillSwitchMode"):
+        decode_switch(orjson.dumps(raw))
+
+
+def test_with_a_memo_an_unchanged_part_is_the_same_value_and_a_changed_one_is_decoded() -> None:
+    state = _full_state()
+    memo: PartMemo = {}
+    first = decode_state(encode_state(state), memo)
+    assert first == state
+    later = dataclasses.replace(state, status=Part(STATUS, 10), published_wall_ms=11)
+    again = decode_state(encode_state(later), memo)
+    assert again == later
+    assert first.status is not None
+    assert again.status is not None
+    assert again.status.value is first.status.value  # not decoded again
+    assert again.status.received_wall_ms == 10
+    changed = dataclasses.replace(STATUS, trading_status="REDUCE_ONLY")
+    third = decode_state(encode_state(dataclasses.replace(later, status=Part(changed, 12))), memo)
+    assert third.status is not None
+    assert third.status.value == changed
+    # A changed part is validated like any other, whatever the memo holds.
+    raw = orjson.loads(encode_state(later))
+    raw["status"]["value"]["can_trade"] = "yes"
+    with pytest.raises(ValueError, match=r"status\.value\.can_trade: expected a boolean"):
+        decode_state(orjson.dumps(raw), memo)
+
+
+def test_the_wire_format_has_decimals_as_strings_and_enums_as_values() -> None:
+    """What older and newer replicas exchange: field names, decimal strings, enum values."""
+    raw = orjson.loads(encode_state(_full_state()))
+    snapshot = raw["snapshot"]["value"]
+    assert snapshot["available_balance"] == "19700.76"
+    assert snapshot["positions"][0]["side"] == "LONG"
+    assert snapshot["positions"][0]["entry_price"] == "60000"
+    assert snapshot["leverage_by_symbol"] == {"BTCUSDT": "10"}
+    assert snapshot["funding"] == {
+        "last_funding_fee": "-0.5",
+        "last_funding_time_ms": 1,
+        "next_funding_time_ms": 2,
+    }
+    assert raw["status_error"] == {
+        "message": "status: timeout",
+        "kind": "timeout",
+        "consecutive_failures": 1,
+    }
+    assert raw["snapshot_error"] is None
+    assert raw["status"]["received_wall_ms"] == 1
+
+
+def test_market_rules_unchanged_are_not_decoded_again_and_unknown_fields_are_refused() -> None:
+    from app.domain import RateLimit
+    from app.fleet.codec import PublishedMarket, decode_market, encode_market
+    from app.markets.model import MarketRules, MarkPrices
+
+    rules = MarketRules(symbols={}, order_limits=(RateLimit(300, 10.0),))
+    first = PublishedMarket("h", Part(rules, 1), Part(MarkPrices({"X": Decimal(1)}), 1), None, 2)
+    memo: PartMemo = {}
+    decoded = decode_market(encode_market(first), memo)
+    assert decoded == first
+    later = PublishedMarket("h", Part(rules, 3), Part(MarkPrices({"X": Decimal(2)}), 3), None, 4)
+    again = decode_market(encode_market(later), memo)
+    assert again == later
+    assert again.rules is not None
+    assert decoded.rules is not None
+    assert again.rules.value is decoded.rules.value
+    raw = orjson.loads(encode_market(later))
+    raw["rules"]["value"]["spot"] = True
+    with pytest.raises(ValueError, match=r"rules\.value\.spot: unknown field"):
+        decode_market(orjson.dumps(raw), memo)
