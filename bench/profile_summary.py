@@ -24,6 +24,13 @@ from pathlib import Path
 #: (layer, path prefixes); the first match from the innermost frame outwards wins.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("structlog + logging: decision log line", ("structlog/", "logging/")),
+    (
+        "fleet feed + controls: app/fleet, redis-py (background)",
+        ("app/fleet/", "redis/", "hiredis/", "app/markets/store.py"),
+    ),
+    ("decision log (app/decision_log.py)", ("app/decision_log.py",)),
+    ("lean metrics (app/lean_metrics.py)", ("app/lean_metrics.py",)),
+    ("HTTP limits: app/http_server.py (header deadline)", ("app/http_server.py",)),
     ("prometheus_client: counters/histograms", ("prometheus_client/",)),
     ("rules: app/rules", ("app/rules/",)),
     ("decider + state + domain", ("app/api/decider.py", "app/state/", "app/domain.py")),
