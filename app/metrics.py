@@ -442,8 +442,8 @@ class Metrics:
         )
         self.fleet_webhook_pending = Gauge(
             "pretrade_guard_fleet_webhook_pending",
-            "Fleet mode: events read by a replica and not yet delivered (acknowledged), "
-            "fleet-wide, per webhook, as this process last saw.",
+            "Fleet mode: events not yet delivered (acknowledged) to a webhook, fleet-wide: "
+            "read by a replica and in hand, or not read yet; as this process last saw.",
             ["webhook"],
             registry=registry,
             multiprocess_mode="livemax",

@@ -198,7 +198,10 @@ def _too_many(bus: EventBus) -> Response:
     responses={
         200: {
             "content": {"text/event-stream": {}},
-            "description": "A stream of status-change events (see the operator guide).",
+            "description": "A stream of status-change events (see the operator guide). "
+            "In fleet mode event ids are the fleet's stream ids, `Last-Event-ID` resumes on "
+            "any replica, and the stream begins with an `event: gap` message when events "
+            "after it are no longer kept.",
         },
         **_ERRORS,
     },

@@ -167,9 +167,13 @@ class GroupDelivery:
         return rows
 
     async def _housekeeping(self) -> None:
-        summary = await self._redis.xpending(self._keys.events_stream, self.group)
-        pending = summary.get("pending", 0) if isinstance(summary, dict) else 0
-        self._pending.set(int(pending or 0))
+        """The group's backlog for the metric (read and unacknowledged, plus not yet read:
+        ``lag``, unknown to Redis for a while after a trim), and forgetting dead consumers."""
+        for group in await self._redis.xinfo_groups(self._keys.events_stream):
+            if _text(group.get("name", b"")) == self.group:
+                lag = group.get("lag")
+                backlog = int(group.get("pending", 0) or 0) + int(lag or 0)
+                self._pending.set(backlog)
         self._rounds += 1
         if self._rounds % 20 != 1:
             return

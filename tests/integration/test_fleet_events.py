@@ -268,3 +268,34 @@ def test_a_webhook_behind_three_replicas_gets_each_event_once_even_when_its_deli
     assert Counter(d.event["id"] for d in delivered) == Counter(expected)
     assert all(d.signature_valid for d in delivered)
     assert taken_over.event["id"] in refused  # it was retried before the takeover
+
+
+def test_events_and_webhooks_resume_after_a_redis_crash_without_restarts_or_reconnects(
+    start_guard: StartGuard, shared_simulator: SimulatorProcess, redis_server: RedisServer
+) -> None:
+    """Redis SIGKILLed and restarted (AOF): no event can be written meanwhile (admin writes
+    answer 503), the open ``/events`` stream on B stays open, and the next event reaches it
+    and the webhook once, with no guard restarted and no client reconnecting."""
+    with WebhookReceiver() as receiver:
+        hook = receiver.config("ops", event_types=KILL_SWITCH_EVENTS)
+        a = _replica(start_guard, shared_simulator, redis_server, webhooks=[hook])
+        b = _replica(start_guard, shared_simulator, redis_server, webhooks=[hook])
+        _wait_for_group(redis_server.url, "webhook:ops")
+        with SseClient(b) as on_b:
+            redis_server.kill()
+            assert engage(a, scope="global").status_code == 503  # nothing half-applied
+            redis_server.start()
+            wait_until(
+                lambda: engage(a, scope="global", reason="after").status_code == 201,
+                timeout=15,
+                what="admin writes accepted again",
+            )
+            seen = on_b.wait_for("KILL_SWITCH_ENGAGED", timeout=10)
+            delivered = receiver.wait_for("KILL_SWITCH_ENGAGED", timeout=15)
+            time.sleep(1.5)  # a second copy would show up by now
+            again = [m for m in on_b.drain() if m.event == "KILL_SWITCH_ENGAGED"]
+        assert on_b.error is None  # the same connection all along
+    assert seen.json["data"]["reason"] == "after"
+    assert delivered.event["id"] == seen.id
+    assert again == []
+    assert receiver.deliveries.empty()
