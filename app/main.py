@@ -481,6 +481,8 @@ def create_app(
         version,
         shared_dir=None if worker is None else worker.metrics_dir,
     )
+    if worker is not None and worker.generation > 0:
+        metrics.worker_restarts.inc()  # summed over the host's workers, dead ones included
     store = StateStore((name, acc.exchange) for name, acc in settings.accounts.items())
     policies = {name: settings.policy_for(name) for name in settings.accounts}
     fleet = _FleetParts(settings, metrics) if settings.fleet.enabled else None

@@ -448,6 +448,12 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+        self.worker_restarts = Counter(
+            "pretrade_guard_worker_restarts_total",
+            "Worker processes started to replace one that died (server.workers > 1, fleet api "
+            "role); always 0 with one worker.",
+            registry=registry,
+        )
         self.fleet_rate_unavailable = Counter(
             "pretrade_guard_fleet_rate_unavailable_total",
             "Orders denied because the shared order-rate counter did not answer in time.",

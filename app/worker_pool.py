@@ -71,6 +71,8 @@ class WorkerIdentity:
     index: int
     count: int
     metrics_dir: Path
+    #: 0 for the pool's first worker in this slot, then 1, 2, ... for each replacement.
+    generation: int = 0
 
 
 #: Runs one worker until it stops; a module-level function (it is pickled to the worker).
@@ -96,6 +98,7 @@ class WorkerPool:
         self._window_s = restart_window_s
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, BaseProcess] = {}
+        self._generations: dict[int, int] = {}
         self._deaths: deque[float] = deque()
         self._stop_signal: int | None = None
         self.metrics_dir = Path(tempfile.mkdtemp(prefix="pretrade-guard-metrics-"))
@@ -122,7 +125,9 @@ class WorkerPool:
         self._stop_signal = sig
 
     def _start(self, index: int) -> None:
-        identity = WorkerIdentity(index, self._count, self.metrics_dir)
+        generation = self._generations.get(index, -1) + 1
+        self._generations[index] = generation
+        identity = WorkerIdentity(index, self._count, self.metrics_dir, generation)
         process = self._context.Process(
             target=self._target, args=(self._sock, identity), name=f"pretrade-guard-worker-{index}"
         )

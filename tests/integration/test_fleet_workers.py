@@ -79,9 +79,12 @@ class Worker:
         answer: dict[str, Any] = response.json()
         return answer
 
-    def scrape(self) -> float:
+    def scrape(self, name: str = "pretrade_guard_http_requests_total") -> float:
         text = self.client.get("/metrics").text
-        return sample_value(text, "pretrade_guard_http_requests_total", CAN_TRADE_OK) or 0.0
+        labels = CAN_TRADE_OK if name == "pretrade_guard_http_requests_total" else {}
+        value = sample_value(text, name, labels)
+        assert value is not None, f"{name} missing from /metrics"
+        return value
 
 
 def _workers(base_url: str, wanted: int, exclude: frozenset[int] = frozenset()) -> list[Worker]:
@@ -156,6 +159,7 @@ def test_two_workers_answer_and_metrics_count_the_whole_host(api_pool: GuardProc
                 or 0.0
             )
     assert seen == [before + 30] * len(seen)
+    assert first.scrape("pretrade_guard_worker_restarts_total") == 0
 
     # SIGKILL one worker: its counts stay in the host's total, a new worker takes its slot.
     os.kill(first.pid, signal.SIGKILL)
@@ -177,6 +181,7 @@ def test_two_workers_answer_and_metrics_count_the_whole_host(api_pool: GuardProc
     for _ in range(5):
         replacement.order()
     assert replacement.scrape() == second.scrape() == totals[0] + 5
+    assert second.scrape("pretrade_guard_worker_restarts_total") == 1
 
     # SIGTERM to the guard stops every worker; a requested stop is a clean exit.
     pids = [second.pid, replacement.pid]
@@ -234,3 +239,38 @@ def test_fleet_roles_that_poll_refuse_several_workers(tmp_path: Path, role: str)
         in " ".join(stderr.split())
     )
     assert "only role api runs several worker processes" in stderr
+
+
+def _worker_pids(supervisor: int) -> list[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    pids = []
+    for child in map(int, children):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in command:
+            pids.append(child)
+    return pids
+
+
+def test_workers_that_keep_dying_stop_the_pool_with_exit_1(api_pool: GuardProcess) -> None:
+    api = api_pool
+    assert api.proc is not None
+    supervisor = api.proc.pid
+    killed: set[int] = set()
+
+    def kill_every_worker() -> bool:
+        if api.proc is None or api.proc.poll() is not None:
+            return True
+        for pid in _worker_pids(supervisor):
+            os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+        return False
+
+    wait_until(kill_every_worker, timeout=90, what="the pool giving up", interval=0.1)
+    assert api.proc.wait(5) == 1
+    assert len(killed) > 5
+    assert "workers keep dying; stopping the pool" in api.logs()
+    assert not any(_alive(pid) for pid in killed)
