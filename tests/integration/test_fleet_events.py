@@ -7,6 +7,7 @@ all on loopback.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -299,3 +300,55 @@ def test_events_and_webhooks_resume_after_a_redis_crash_without_restarts_or_reco
     assert delivered.event["id"] == seen.id
     assert again == []
     assert receiver.deliveries.empty()
+
+
+def test_data_turning_stale_is_announced_once_by_the_fleet_not_once_per_api_replica(
+    start_guard: StartGuard, shared_simulator: SimulatorProcess, redis_server: RedisServer
+) -> None:
+    """The only refresher dies: both api replicas see alpha's data age past its max age (and
+    poll themselves after the grace, so it turns fresh again). Stale/fresh is announced by
+    whichever replica sees it first: in the fleet's stream the two alternate, never twice in
+    a row, and both replicas' ``/events`` carry the same events."""
+    accounts = {"alpha": account_entry(shared_simulator, HEALTHY)}
+    policy = {"max_status_age_s": 2.5, "max_snapshot_age_s": 3.0}
+    events = {"watch_interval_s": 0.1, "sse_keepalive_s": 0.2}
+    refresher = start_guard(
+        accounts,
+        extra={
+            **fleet_extra(redis_server.url, "refresher", fallback_grace_s=5.0),
+            "events": events,
+        },
+        policy=policy,
+    )
+    apis = [
+        start_guard(
+            accounts,
+            extra={**fleet_extra(redis_server.url, "api", fallback_grace_s=5.0), "events": events},
+            policy=policy,
+            wait_ready=True,
+        )
+        for _ in range(2)
+    ]
+    with SseClient(apis[0]) as on_a, SseClient(apis[1]) as on_b:
+        crash(refresher)
+        stale_a = on_a.wait_for("DATA_STALE", timeout=15)
+        stale_b = on_b.wait_for("DATA_STALE", timeout=15)
+        fresh_a = on_a.wait_for("DATA_FRESH", timeout=20)  # the fallback polls
+        fresh_b = on_b.wait_for("DATA_FRESH", timeout=20)
+    assert (stale_a.id, fresh_a.id) == (stale_b.id, fresh_b.id)
+    freshness = [t for t in _stream_types(redis_server.url) if t in ("DATA_STALE", "DATA_FRESH")]
+    assert "DATA_STALE" in freshness
+    assert all(x != y for x, y in itertools.pairwise(freshness)), freshness
+    counted = _total(apis, "pretrade_guard_events_total", {"type": "DATA_STALE"})
+    assert counted == freshness.count("DATA_STALE")
+
+
+def _stream_types(url: str) -> list[str]:
+    import json
+
+    client = redis_py.Redis.from_url(url)
+    try:
+        rows: list[Any] = list(client.xrange(STREAM) or [])
+    finally:
+        client.close()
+    return [json.loads(row[1][b"e"])["type"] for row in rows]
