@@ -110,8 +110,10 @@ PARTS = (
     "capacity",
     "fleet",
 )
-#: What a run without ``--only`` measures: the fleet part (Redis, several guards) on request.
-DEFAULT_PARTS = tuple(part for part in PARTS if part != "fleet")
+#: What a run without ``--only`` measures: the fleet part (Redis, several guards) and the
+#: orders part (Binance accounts: a minute more before the first measurement) on request.
+ON_REQUEST_PARTS = ("fleet", "orders")
+DEFAULT_PARTS = tuple(part for part in PARTS if part not in ON_REQUEST_PARTS)
 #: The latency part's paced loads: (connections, ms each connection waits before each request).
 #: About 900, 3,300 and 6,000 req/s here: far below what either server takes (~49k / ~19k).
 #: ``--quick`` uses the first two.
@@ -1447,7 +1449,7 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda text: set(text.split(",")),
         default=set(DEFAULT_PARTS),
         help=f"comma-separated parts to run: {','.join(PARTS)} (default: all but fleet, which "
-        "needs redis-server)",
+        "needs redis-server, and orders, the full order checks on Binance accounts)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument("--json", type=Path, help="also write every number to this file")

@@ -305,3 +305,37 @@ def test_quick_fleet_run_prints_every_row(tmp_path: Path) -> None:
     assert all(row["errors"] == 0 and row["rps"] > 0 for row in pool), pool
     assert all(len(row["worker_split_pct"]) == 2 for row in pool), pool
     assert fleet["failover"]["takeover_s"] > 0
+
+
+def test_quick_orders_run_measures_the_full_order_checks(tmp_path: Path) -> None:
+    """``--only orders``: Binance USD-M accounts with market rules, an order-level GET (every
+    order allowed: checked before measuring), interleaved with the baseline."""
+    _require_wrk()
+    report = tmp_path / "orders.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--quick", "--only", "orders", "--json", str(report)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as run:
+        try:
+            stdout, stderr = run.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGTERM)
+            try:
+                run.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.communicate()
+            pytest.fail("the quick orders run did not finish in 240 s")
+    assert run.returncode == 0, stderr[-4000:]
+    assert "== Order checks under load: GET /can-trade with symbol" in stdout, stdout
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert [row["key"] for row in data["load"]] == ["orders-baseline", "orders-guard-get"]
+    assert all(row["non_2xx"] == 0 and row["rps"] > 0 for row in data["load"]), data["load"]
+    assert [r["index"] for r in data["orders"]["rounds"]] == [1]
+    assert data["orders"]["throughput_ratio_median"] > 0
