@@ -300,6 +300,11 @@ class FleetEvents:
                     self._link.error("events", exc)
                     await asyncio.sleep(0.5)
                     continue
+                except Exception:  # a bug: drop this event (counted), keep the others
+                    log.exception("fleet event not written", event_type=event.type.value)
+                    self._announcer.count("dropped")
+                    self._outbox.popleft()
+                    continue
                 self._link.ok()
                 if self._outbox and self._outbox[0][1] is tail:
                     self._outbox.popleft()
@@ -360,6 +365,10 @@ class EventTail:
                 self._link.error("events-tail", exc)
                 failed = True
                 await asyncio.sleep(0.5)
+            except Exception:  # the loop boundary: /events must outlive a bug
+                log.exception("fleet event stream follower failed; restarting it")
+                failed = True
+                await asyncio.sleep(1.0)
 
     async def _follow(self, *, check_gap: bool) -> None:
         stream = self._keys.events_stream

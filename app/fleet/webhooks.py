@@ -106,6 +106,9 @@ class GroupDelivery:
             except REDIS_ERRORS as exc:
                 self._link.error("webhooks", exc)
                 await asyncio.sleep(0.5)
+            except Exception:  # the loop boundary: deliveries must outlive a bug
+                self._log.exception("webhook consumer loop failed; restarting it")
+                await asyncio.sleep(1.0)
 
     async def _ensure_group(self) -> None:
         try:
