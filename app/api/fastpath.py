@@ -283,6 +283,9 @@ class _Answerer:
             body, status = _INTERNAL_ERROR, 500
         else:
             status = 200
+        # Counted before the answer leaves: with several worker processes, a scrape another
+        # worker answers after the client got this answer must count it.
+        (self._ok if status == 200 else self._failed).inc()
         try:
             # The two messages of a JSON answer, sent from here: one coroutine frame less
             # per request.
@@ -295,7 +298,6 @@ class _Answerer:
             )
             await send({"type": "http.response.body", "body": body})
         finally:
-            (self._ok if status == 200 else self._failed).inc()
             self._seconds.observe(time.perf_counter() - started)
         if status == 200:
             self._fast.inc()
