@@ -13,10 +13,13 @@ module name, and ``multiprocessing`` does not import a package's ``__main__`` in
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import signal
 import socket
 import sys
+import threading
 from types import FrameType
 from typing import NoReturn
 
@@ -31,26 +34,39 @@ from app.logs import configure_logging
 from app.main import begin_shutdown, create_checked_app, server_options
 from app.worker_pool import WorkerIdentity, WorkerPool
 
+#: ``prctl`` option: the signal to get when the parent dies (``<linux/prctl.h>``).
+_PR_SET_PDEATHSIG = 1
+#: Seconds an orphaned worker's shutdown may take beyond the graceful-shutdown time.
+_ORPHAN_MARGIN_S = 5.0
+
 
 class _GuardServer(uvicorn.Server):
     """uvicorn waits for open connections before the app's lifespan hears of a shutdown, and an
     ``/events`` stream never closes by itself; ending the streams when the signal arrives keeps
     SIGTERM from waiting out the whole graceful-shutdown timeout."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI, *, supervised: bool = False) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, *, supervisor: int | None = None
+    ) -> None:
         super().__init__(config)
         self._guard_app = app
-        #: A pool worker stops when its supervisor is gone (it would be re-parented).
-        self._parent = os.getppid() if supervised else None
+        #: A pool worker stops when its supervisor (this pid) is gone: it is re-parented.
+        self._supervisor = supervisor
 
     async def on_tick(self, counter: int) -> bool:
-        if self._parent is not None and counter % 5 == 0 and os.getppid() != self._parent:
+        if self._supervisor is not None and counter % 5 == 0 and os.getppid() != self._supervisor:
             structlog.get_logger("app.workers").error(
                 "worker pool supervisor gone; stopping", pid=os.getpid()
             )
-            self._parent = None
+            self._supervisor = None
             self.should_exit = True
             begin_shutdown(self._guard_app)
+            # Nobody will SIGKILL this worker if its shutdown hangs: end it after the grace.
+            backstop = threading.Timer(
+                (self.config.timeout_graceful_shutdown or 0) + _ORPHAN_MARGIN_S, os._exit, (1,)
+            )
+            backstop.daemon = True
+            backstop.start()
         return await super().on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -85,7 +101,13 @@ def _load(worker: WorkerIdentity | None = None) -> tuple[Settings, FastAPI]:
     return settings, app
 
 
-def _run(settings: Settings, app: FastAPI, sock: socket.socket | None = None) -> None:
+def _run(
+    settings: Settings,
+    app: FastAPI,
+    sock: socket.socket | None = None,
+    *,
+    supervisor: int | None = None,
+) -> None:
     config = uvicorn.Config(
         app,
         host=settings.server.host,
@@ -99,7 +121,7 @@ def _run(settings: Settings, app: FastAPI, sock: socket.socket | None = None) ->
         server_header=False,
         timeout_graceful_shutdown=math.ceil(settings.server.graceful_shutdown_s),  # never 0
     )
-    server = _GuardServer(config, app, supervised=sock is not None)
+    server = _GuardServer(config, app, supervisor=supervisor)
     server.run(sockets=None if sock is None else [sock])
     if not server.started:  # the lifespan failed (logged); uvicorn itself would exit 3
         raise SystemExit(3)
@@ -129,6 +151,19 @@ def serve() -> None:
 
 def _serve_worker(sock: socket.socket, worker: WorkerIdentity) -> None:
     """One worker of a pool (a spawned process): the whole api process on the shared socket."""
+    _stop_with_parent()
+    if os.getppid() != worker.supervisor:  # the supervisor died while this one was spawned
+        raise SystemExit(1)
     structlog.contextvars.bind_contextvars(worker=worker.index)
     settings, app = _load(worker)
-    _run(settings, app, sock)
+    _run(settings, app, sock, supervisor=worker.supervisor)
+
+
+def _stop_with_parent() -> None:
+    """Linux: the kernel sends this process SIGTERM when its parent dies (``prctl``'s
+    ``PR_SET_PDEATHSIG``); best effort, the supervisor check in ``on_tick`` covers the rest."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass

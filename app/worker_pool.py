@@ -27,8 +27,10 @@ with exit 1 (a crash loop is a bug to look at, not to hide). SIGTERM or SIGINT: 
 gets SIGTERM and drains its requests (``server.graceful_shutdown_s``); one still running
 after that and a margin is killed. The pool exits 0 after a requested stop.
 
-Workers watch the supervisor: one whose parent is gone stops itself (no orphaned workers
-serving on a socket nobody supervises).
+Workers watch the supervisor: the kernel sends a worker SIGTERM when the supervisor dies
+(``PR_SET_PDEATHSIG``), and a worker whose parent is no longer the supervisor stops itself,
+exiting at the latest ``server.graceful_shutdown_s`` + 5 s later (no orphaned workers serving
+on a socket nobody supervises).
 
 Metrics: the supervisor makes a private directory for prometheus_client's multiprocess mode
 (``PROMETHEUS_MULTIPROC_DIR``, set before the workers start, removed at exit); see
@@ -73,6 +75,8 @@ class WorkerIdentity:
     metrics_dir: Path
     #: 0 for the pool's first worker in this slot, then 1, 2, ... for each replacement.
     generation: int = 0
+    #: The supervisor's pid: a worker whose parent is another process is an orphan and stops.
+    supervisor: int = 0
 
 
 #: Runs one worker until it stops; a module-level function (it is pickled to the worker).
@@ -127,7 +131,7 @@ class WorkerPool:
     def _start(self, index: int) -> None:
         generation = self._generations.get(index, -1) + 1
         self._generations[index] = generation
-        identity = WorkerIdentity(index, self._count, self.metrics_dir, generation)
+        identity = WorkerIdentity(index, self._count, self.metrics_dir, generation, os.getpid())
         process = self._context.Process(
             target=self._target, args=(self._sock, identity), name=f"pretrade-guard-worker-{index}"
         )

@@ -9,6 +9,7 @@ accepted it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -274,3 +275,24 @@ def test_workers_that_keep_dying_stop_the_pool_with_exit_1(api_pool: GuardProces
     assert len(killed) > 5
     assert "workers keep dying; stopping the pool" in api.logs()
     assert not any(_alive(pid) for pid in killed)
+
+
+def test_workers_stop_when_their_supervisor_is_killed(api_pool: GuardProcess) -> None:
+    """No orphaned worker keeps serving on a socket nobody supervises."""
+    api = api_pool
+    assert api.proc is not None
+    wait_until(lambda: len(_worker_pids(api.proc.pid)) == 2, timeout=30, what="two workers")  # type: ignore[union-attr]
+    workers = _worker_pids(api.proc.pid)
+    environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+    (metrics_dir,) = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"PROMETHEUS_")]
+    api.proc.kill()
+    api.proc.wait()
+    try:
+        wait_until(
+            lambda: not any(_alive(pid) for pid in workers),
+            timeout=30,
+            what="the orphaned workers stopping",
+            interval=0.2,
+        )
+    finally:  # the killed supervisor could not remove its metrics directory
+        shutil.rmtree(metrics_dir.decode(), ignore_errors=True)
