@@ -13,13 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.processes import REPO_ROOT, free_port
+from tests.support.scripts import running_script
 
 pytestmark = pytest.mark.integration
 
@@ -38,45 +38,10 @@ def demo(tmp_path: Path) -> Iterator[tuple[list[str], subprocess.Popen[str], dic
         **{name: str(port) for name, port in ports.items()},
         "DEMO_LOG_DIR": str(tmp_path / "logs"),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "scripts/run_demo.py"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    done = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Ctrl-C stops both."):
-                done.set()
-        done.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        done.wait(STARTUP_TIMEOUT_S)
-        assert proc.poll() is None, "\n".join(lines)
-        assert lines, "the script printed nothing"
-        assert lines[-1].startswith("Ctrl-C stops both."), "\n".join(lines)
+    with running_script(
+        [sys.executable, "scripts/run_demo.py"], env, "Ctrl-C stops both.", STARTUP_TIMEOUT_S
+    ) as (lines, proc):
         yield lines, proc, ports
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        reader.join(5)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def _port_is_free(port: int) -> bool:

@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.processes import REPO_ROOT, free_port
+from tests.support.scripts import running_script
 
 pytestmark = pytest.mark.integration
 
@@ -42,45 +41,13 @@ def fleet_demo(tmp_path: Path) -> Iterator[tuple[list[str], subprocess.Popen[str
         for name in ("GUARD_PORT", "GUARD_B_PORT", "REFRESHER_PORT", "REDIS_PORT", "SIM_PORT")
     }
     env = {**os.environ, **ports, "DEMO_LOG_DIR": str(tmp_path / "logs")}
-    proc = subprocess.Popen(
+    with running_script(
         [sys.executable, "-m", "scripts.run_fleet"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    done = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Ctrl-C stops them all."):
-                done.set()
-        done.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        done.wait(STARTUP_TIMEOUT_S)
-        assert proc.poll() is None, "\n".join(lines)
-        assert lines, "the script printed nothing"
-        assert lines[-1].startswith("Ctrl-C stops"), "\n".join(lines)
-        yield lines, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # the script stops its children in order
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        reader.join(5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        env,
+        "Ctrl-C stops them all.",
+        STARTUP_TIMEOUT_S,
+    ) as started:
+        yield started
 
 
 def _printed_example(lines: list[str]) -> list[str]:
