@@ -56,6 +56,13 @@ def _enabled(row: Fields, key: str) -> Decimal | None:
     return value if value else None  # 0 disables that part of the filter
 
 
+def _side(row: Fields) -> OrderSide:
+    side = row.text("side")
+    if side not in OrderSide.__members__:
+        raise row.error("side", "must be BUY or SELL")
+    return OrderSide(side)
+
+
 def _bounds(row: Fields, low: str, high: str, step: str) -> Bounds:
     return Bounds(_enabled(row, low), _enabled(row, high), _enabled(row, step))
 
@@ -156,9 +163,6 @@ def parse_open_orders(rows: Sequence[Any], *, endpoint: str = OPEN_ORDERS_PATH) 
     orders = []
     for i, item in enumerate(rows):
         row = Fields.of(item, endpoint=endpoint, path=f"[{i}]")
-        side = row.text("side")
-        if side not in OrderSide.__members__:
-            raise row.error("side", "must be BUY or SELL")
         quantity = row.non_negative_amount("origQty") - (
             row.opt_non_negative_amount("executedQty") or _ZERO
         )
@@ -167,7 +171,7 @@ def parse_open_orders(rows: Sequence[Any], *, endpoint: str = OPEN_ORDERS_PATH) 
             OpenOrder(
                 order_id=row.ident("orderId"),
                 symbol=row.text("symbol"),
-                side=OrderSide(side),
+                side=_side(row),
                 type=row.opt_text("origType") or row.text("type"),
                 quantity=quantity if quantity > 0 else _ZERO,
                 price=price if price else None,
@@ -194,9 +198,6 @@ def parse_open_algo_orders(
     orders = []
     for i, item in enumerate(rows):
         row = Fields.of(item, endpoint=endpoint, path=f"[{i}]")
-        side = row.text("side")
-        if side not in OrderSide.__members__:
-            raise row.error("side", "must be BUY or SELL")
         quantity = row.opt_non_negative_amount("quantity") or _ZERO
         row.opt_price_or_zero("triggerPrice")  # validated: an absurd trigger is malformed
         price = row.opt_price_or_zero("price")
@@ -204,7 +205,7 @@ def parse_open_algo_orders(
             OpenOrder(
                 order_id=row.ident("algoId"),
                 symbol=row.text("symbol"),
-                side=OrderSide(side),
+                side=_side(row),
                 type=row.text("orderType"),
                 quantity=quantity,
                 price=price if price else None,
