@@ -23,10 +23,13 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import structlog
 from aiolimiter import AsyncLimiter
 
 from app.errors import ExchangeRateLimited
 from app.metrics import Metrics
+
+log = structlog.get_logger("app.refresher")
 
 _REFILL_PERIOD_S = 6.0
 _BUCKETS_PER_MINUTE_PLUS_ONE = 60 / _REFILL_PERIOD_S + 1  # C + 10*C = target
@@ -120,8 +123,19 @@ class WeightBudget:
         self._used_weight.set(used)
         if used >= self.target:
             # The exchange counts per clock minute: wait for the next one (+ a margin).
+            now = self._monotonic()
             to_next_minute = 60.0 - (self._wall() % 60.0) + 0.5
-            self._paused_until = max(self._paused_until, self._monotonic() + to_next_minute)
+            if self._paused_until <= now:
+                # Said once per pause: without it, the accounts of the budget only turn
+                # stale, with no refresh error to say why (answers in flight may follow).
+                log.warning(
+                    "exchange weight count reached the target: calls paused",
+                    budget=self.name,
+                    used_weight=used,
+                    weight_target=self.target,
+                    paused_s=round(to_next_minute, 1),
+                )
+            self._paused_until = max(self._paused_until, now + to_next_minute)
 
     def block(self, retry_after_s: float, *, banned: bool) -> None:
         """Stop every call on this budget for ``retry_after_s`` (429 or 418 from the exchange)."""

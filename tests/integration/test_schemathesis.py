@@ -52,6 +52,11 @@ CHECKS = [
     response_schema_conformance,
 ]
 STREAMING = {"GET /events"}
+#: Operations whose documented answers include a 5xx that is not an error of the guard:
+#: ``/readyz`` says 503 while an account's data is stale, which the guard may rightly be
+#: (e.g. paused because the exchange's weight count reached its target). Its schema, status
+#: and content type are still checked; only the "no 5xx" check is replaced by "200 or 503".
+DOCUMENTED_5XX = {"GET /readyz": {503}}
 
 SCHEMA = schemathesis.openapi.from_path(SPEC_PATH)
 SPEC: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
@@ -120,6 +125,8 @@ def test_operation(guard: GuardProcess, label: str, mode: GenerationMode) -> Non
     operation = OPERATIONS[label]
     secured = _secured(label)
     log_start = len(guard.logs())
+    documented_5xx = DOCUMENTED_5XX.get(label, set())
+    checks = [c for c in CHECKS if not (documented_5xx and c is not_a_server_error)]
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -135,14 +142,16 @@ def test_operation(guard: GuardProcess, label: str, mode: GenerationMode) -> Non
         authorized = case.call(
             base_url=guard.base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=5
         )
-        case.validate_response(authorized, checks=CHECKS)
+        case.validate_response(authorized, checks=checks)
+        if authorized.status_code >= 500:
+            assert authorized.status_code in documented_5xx, f"{label}: {authorized.text}"
         if not secured:
             return
         # The case's own Authorization is generated from the security scheme: garbage, empty
         # or absent. Then no header at all, and a well-formed token the guard does not know.
         for override in ({}, {"Authorization": None}, {"Authorization": "Bearer fuzz-0000000000"}):
             refused = case.call(base_url=guard.base_url, headers=override, timeout=5)
-            case.validate_response(refused, checks=CHECKS)
+            case.validate_response(refused, checks=checks)
             _refuses_without_a_valid_token(case, refused, mode)
 
     run()

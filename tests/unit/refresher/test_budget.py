@@ -7,6 +7,7 @@ import random
 
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from app.errors import ExchangeRateLimited
 from app.metrics import Metrics
@@ -148,6 +149,22 @@ async def test_exchange_count_at_target_pauses_until_the_next_minute() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_pause_is_logged_once_with_the_count_and_its_length() -> None:
+    b, clock, _ = budget(1200, 0.5)
+    with capture_logs() as logs:
+        b.observe_used_weight(600)
+        b.observe_used_weight(640)  # answers in flight during the pause: no second line
+        clock.mono += 31.0  # the pause (30.5 s) is over; a new count at the target pauses again
+        clock.wall += 31.0
+        b.observe_used_weight(700)
+    paused = [e for e in logs if e["event"].startswith("exchange weight count reached")]
+    assert [(e["used_weight"], e["weight_target"]) for e in paused] == [(600, 600), (700, 600)]
+    assert paused[0]["budget"] == "generic-v2@h"
+    assert paused[0]["log_level"] == "warning"
+    assert paused[0]["paused_s"] == 30.5
+    assert paused[1]["paused_s"] == 59.5
 
 
 async def test_exchange_count_below_target_does_not_pause() -> None:
