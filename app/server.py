@@ -52,6 +52,8 @@ class _GuardServer(uvicorn.Server):
         self._guard_app = app
         #: A pool worker stops when its supervisor (this pid) is gone: it is re-parented.
         self._supervisor = supervisor
+        self._pool_worker = supervisor is not None
+        self._backstop: threading.Timer | None = None
 
     async def on_tick(self, counter: int) -> bool:
         if self._supervisor is not None and counter % 5 == 0 and os.getppid() != self._supervisor:
@@ -61,13 +63,25 @@ class _GuardServer(uvicorn.Server):
             self._supervisor = None
             self.should_exit = True
             begin_shutdown(self._guard_app)
-            # Nobody will SIGKILL this worker if its shutdown hangs: end it after the grace.
-            backstop = threading.Timer(
-                (self.config.timeout_graceful_shutdown or 0) + _ORPHAN_MARGIN_S, os._exit, (1,)
-            )
-            backstop.daemon = True
-            backstop.start()
+            self._arm_backstop()
         return await super().on_tick(counter)
+
+    def _arm_backstop(self) -> None:
+        """A pool worker's shutdown ends after the grace, even if something in it hangs.
+
+        The supervisor SIGKILLs a worker that outlives the grace, but only while it lives: a
+        worker told to stop (SIGTERM from the supervisor, or from the kernel when the supervisor
+        died) whose shutdown then hung used to live on for good, re-parented, once the
+        supervisor was gone (``on_tick``, which notices orphans, no longer runs after a
+        signal). A thread, not the event loop: the loop may be what is stuck.
+        """
+        if not self._pool_worker or self._backstop is not None:
+            return
+        self._backstop = threading.Timer(
+            (self.config.timeout_graceful_shutdown or 0) + _ORPHAN_MARGIN_S, os._exit, (1,)
+        )
+        self._backstop.daemon = True
+        self._backstop.start()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -75,6 +89,7 @@ class _GuardServer(uvicorn.Server):
         # by SIGTERM" (exit 143). A requested stop that drained its requests is a clean exit: 0.
         self._captured_signals.clear()
         begin_shutdown(self._guard_app)
+        self._arm_backstop()
 
 
 def _refuse_to_start(message: str) -> NoReturn:
