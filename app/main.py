@@ -68,6 +68,7 @@ from app.state.killswitch import KillSwitchChange, KillSwitchStore, wall_ms
 from app.state.killswitch_db import inspect_database
 from app.state.ports import KillSwitches
 from app.state.store import StateStore
+from app.tasks import cancel_and_wait
 from app.worker_pool import WorkerIdentity
 
 log = structlog.get_logger("app")
@@ -631,9 +632,7 @@ def create_app(
             yield
         finally:
             try:
-                for task in (checks, watching):
-                    task.cancel()
-                await asyncio.gather(checks, watching, return_exceptions=True)
+                await cancel_and_wait((checks, watching))
                 running.pop("refresher", None)
                 if runtime is not None:
                     await runtime.stop()

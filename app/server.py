@@ -77,9 +77,8 @@ class _GuardServer(uvicorn.Server):
         """
         if not self._pool_worker or self._backstop is not None:
             return
-        self._backstop = threading.Timer(
-            (self.config.timeout_graceful_shutdown or 0) + _ORPHAN_MARGIN_S, os._exit, (1,)
-        )
+        after_s = (self.config.timeout_graceful_shutdown or 0) + _ORPHAN_MARGIN_S
+        self._backstop = threading.Timer(after_s, _shutdown_overdue, (after_s,))
         self._backstop.daemon = True
         self._backstop.start()
 
@@ -90,6 +89,15 @@ class _GuardServer(uvicorn.Server):
         self._captured_signals.clear()
         begin_shutdown(self._guard_app)
         self._arm_backstop()
+
+
+def _shutdown_overdue(after_s: float) -> None:
+    """The backstop (a timer thread): the shutdown hangs; say so, end the process, exit 1."""
+    structlog.get_logger("app.workers").error(
+        "shutdown did not finish in time; exiting", after_s=after_s, pid=os.getpid()
+    )
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _refuse_to_start(message: str) -> NoReturn:

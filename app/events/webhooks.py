@@ -36,6 +36,7 @@ from app.events.signing import (
     signature_header,
 )
 from app.metrics import Metrics
+from app.tasks import cancel_and_wait
 
 log = structlog.get_logger("app.webhooks")
 
@@ -150,8 +151,7 @@ class WebhookDispatcher:
     async def stop(self) -> None:
         """Cancel the worker; events still queued are counted as dropped."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait((self._task,))
             self._task = None
         if self._queue:
             self._dropped.inc(len(self._queue))

@@ -140,7 +140,8 @@ class RedisLink:
     async def wait_change(self, timeout_s: float) -> None:
         self._changed.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: app/tasks.py
+                await self._changed.wait()
 
     async def run(self) -> None:
         while True:

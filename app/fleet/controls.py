@@ -43,6 +43,7 @@ from app.state.killswitch import (
     switch_dict,
     wall_ms,
 )
+from app.tasks import cancel_and_wait
 
 log = structlog.get_logger("app.fleet")
 
@@ -268,7 +269,8 @@ class FleetControls:
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):  # not wait_for: app/tasks.py
+                        await self._wake.wait()
                 self._wake.clear()
                 try:
                     await self.sync()
@@ -276,8 +278,7 @@ class FleetControls:
                     self._link.error("controls", exc)
                 self._check_loss()
         finally:
-            listening.cancel()
-            await asyncio.gather(listening, return_exceptions=True)
+            await cancel_and_wait((listening,))
 
     def _check_loss(self) -> None:
         if not self.loaded:

@@ -141,7 +141,8 @@ class LeaseManager:
         while True:
             started = self._monotonic()
             try:
-                await asyncio.wait_for(self.round(), timeout=period)
+                async with asyncio.timeout(period):  # not wait_for: app/tasks.py
+                    await self.round()
             except REDIS_ERRORS as exc:
                 self._link.error("leases", exc)
                 self.registered = False

@@ -89,7 +89,8 @@ class RedisOrderRate:
         ]
         keys = [self._keys.rate(account), self._keys.rate(account, symbol or "-")]
         try:
-            raw = await asyncio.wait_for(self._script(keys=keys, args=args), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # not wait_for: app/tasks.py
+                raw = await self._script(keys=keys, args=args)
         except REDIS_ERRORS as exc:
             self._link.error("order-rate", exc)
             self._metrics.fleet_rate_unavailable.inc()

@@ -25,6 +25,7 @@ from app.fleet.feed import StateFeed, StatePublisher
 from app.fleet.leases import LeaseManager, LiveRefreshers
 from app.fleet.model import FleetRole, RedisLossMode
 from app.metrics import Metrics
+from app.tasks import cancel_and_wait
 
 log = structlog.get_logger("app.fleet")
 
@@ -119,9 +120,8 @@ class FleetRuntime:
     async def stop(self) -> None:
         if self.leases is not None:
             await self.leases.stop()  # hand the accounts over now, not after the TTL
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Cancelled again if one carries on (a cancellation lost in redis-py: app/tasks.py).
+        await cancel_and_wait(self._tasks)
         if self._polling is not None:
             await self._polling.stop()
         if self._fallback is not None:

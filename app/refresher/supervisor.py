@@ -20,6 +20,7 @@ from app.refresher.budget import WeightBudget
 from app.refresher.market import MarketPoller
 from app.refresher.poller import AccountPoller, PollTiming
 from app.state.store import StateStore
+from app.tasks import cancel_and_wait
 
 log = structlog.get_logger("app.refresher")
 
@@ -123,13 +124,11 @@ class Refresher:
         return [name for name, task in self._tasks.items() if task.done()]
 
     async def stop(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._stopping, return_exceptions=True)
-        results = await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        for name, result in zip(self._tasks, results, strict=True):
-            if isinstance(result, Exception):
-                log.error("poller ended with an error", account=name, error=repr(result))
+        await cancel_and_wait([*self._stopping, *self._tasks.values()])
+        for name, task in self._tasks.items():
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, Exception):
+                log.error("poller ended with an error", account=name, error=repr(error))
         self._tasks.clear()
 
 

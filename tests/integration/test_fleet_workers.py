@@ -296,3 +296,42 @@ def test_workers_stop_when_their_supervisor_is_killed(api_pool: GuardProcess) ->
         )
     finally:  # the killed supervisor could not remove its metrics directory
         shutil.rmtree(metrics_dir.decode(), ignore_errors=True)
+
+
+def test_a_pool_stopped_as_soon_as_it_answers_exits_0(
+    start_guard: StartGuard,
+    shared_simulator: SimulatorProcess,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """SIGTERM a pool as soon as one worker answers (the other may still be starting; its
+    fleet loops are opening their Redis connections), three times: each stop is a clean
+    exit 0, no worker is left, and no shutdown needed the backstop (``app/server.py``).
+
+    A worker's shutdown used to hang for good when a fleet loop lost its cancellation inside
+    redis-py (``app/tasks.py``; ``tests/integration/test_fleet_cancellation.py`` reproduces
+    that reliably): the supervisor was SIGKILLed and stop() returned -9."""
+    accounts = _accounts(shared_simulator)
+    start_guard(accounts, extra=fleet_extra(redis_server.url, "refresher"), policy=RELAXED)
+    for cycle in range(3):
+        config = guard_config(
+            accounts, port=free_port(), extra=fleet_extra(redis_server.url, "api"), policy=RELAXED
+        )
+        workdir = tmp_path / f"pool-{cycle}"
+        workdir.mkdir()
+        api = GuardProcess(
+            config,
+            workdir,
+            command=[sys.executable, "-m", "app", "--role", "api", "--workers", "2"],
+        )
+        api.start()
+        try:
+            assert api.proc is not None
+            workers = _worker_pids(api.proc.pid)
+        finally:
+            code = api.stop()
+        logs = api.logs()
+        assert code == 0, f"stop {cycle + 1}: exit {code}\n{logs[-20000:]}"
+        assert not any(_alive(pid) for pid in workers)
+        assert "shutdown did not finish in time" not in logs
+        assert "did not stop in time" not in logs
