@@ -43,18 +43,28 @@ def _codes(codes: Sequence[str]) -> bytes:
 
 #: (second, "YYYY-MM-DDTHH:MM:SS." of that second): formatting a date is the costly part.
 _second: list[tuple[int, bytes]] = [(-1, b"")]
+#: (millisecond, "YYYY-MM-DDTHH:MM:SS.mmm" of that millisecond).
+_milli: list[tuple[int, bytes]] = [(-1, b"")]
+#: The last three digits of the microseconds and the "Z", for each value: no formatting per
+#: line (~0.5 us with it, ~0.2 us without).
+_MICROS = tuple(b"%03dZ" % us for us in range(1000))
 
 
 def timestamp() -> bytes:
     """What structlog's ``TimeStamper(fmt="iso", utc=True)`` writes, e.g.
     ``2026-11-21T16:51:34.722849Z`` (always with the microseconds)."""
-    ns = time.time_ns()
-    second = ns // 1_000_000_000
-    cached, prefix = _second[0]
-    if second != cached:
-        prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.").encode()
-        _second[0] = (second, prefix)
-    return b"%s%06dZ" % (prefix, (ns // 1000) % 1_000_000)
+    us = time.time_ns() // 1000
+    ms = us // 1000
+    cached, prefix = _milli[0]
+    if ms != cached:
+        second = ms // 1000
+        cached_second, date = _second[0]
+        if second != cached_second:
+            date = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.").encode()
+            _second[0] = (second, date)
+        prefix = b"%s%03d" % (date, ms % 1000)
+        _milli[0] = (ms, prefix)
+    return prefix + _MICROS[us % 1000]
 
 
 def line_fragment(

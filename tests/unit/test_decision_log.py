@@ -8,6 +8,7 @@ import logging
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,13 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from app.api.decider import Decider
-from app.decision_log import DecisionLog, DecisionLogWriter, line_fragment, render_with
+from app.decision_log import (
+    DecisionLog,
+    DecisionLogWriter,
+    line_fragment,
+    render_with,
+    timestamp,
+)
 from app.domain import Instant, OrderIntent, OrderSide, Policy
 from app.logs import configure_logging, stderr_sink
 from app.metrics import Metrics
@@ -247,3 +254,35 @@ def test_each_way_of_recording_refuses_the_other_format() -> None:
             b"id-1", line_fragment("a", None, None, False, True, [], [])
         )
     writer.close()
+
+
+def _iso(ns: int) -> bytes:
+    """structlog's ``TimeStamper(fmt="iso", utc=True)`` of the time ``ns``."""
+    second = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
+    return b"%s.%06dZ" % (
+        second.strftime("%Y-%m-%dT%H:%M:%S").encode(),
+        (ns // 1000) % 1_000_000,
+    )
+
+
+def test_timestamp_is_exact_to_the_microsecond_across_ms_and_second_boundaries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cached second and millisecond prefixes never leak into another instant, also
+    when the wall clock steps back."""
+    base = 1_796_000_000_000_000_000  # late 2026
+    instants = [
+        base,
+        base + 1_000,  # the next microsecond: same ms
+        base + 999_999,  # the last us of the ms
+        base + 1_000_000,  # the next ms
+        base + 999_999_999,  # the last us of the second
+        base + 1_000_000_000,  # the next second
+        base + 1_000_000_500,  # same us, sub-us part differs
+        base - 1,  # the clock stepped back into the previous second
+        base + 86_400_000_000_123,  # a day later
+        base,
+    ]
+    for ns in instants:
+        monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
+        assert timestamp() == _iso(ns), ns
