@@ -199,6 +199,11 @@ class _LeanFamily(Generic[Child]):
             raise ValueError(f"{self.name}: has labels {self.labelnames}; use .labels(...)")
         return self._children[()]
 
+    def child(self) -> Child:
+        """The series of a family without labels (made with the family, never replaced): a
+        hot path keeps it, as it keeps a labelled one, instead of two calls per update."""
+        return self._only_child()
+
     def describe(self) -> Iterable[Metric]:
         return [self._family()]
 

@@ -205,7 +205,7 @@ class Decider:
         #: Rule evaluations by intent (see ``_evaluate``); cleared when ``cache_size`` is hit.
         self._cache_size = cache_size
         self._evaluations: dict[EvaluationKey, _Entry] = {}
-        self._decision_seconds = metrics.decision_seconds
+        self._decision_seconds = metrics.decision_seconds.child()
         self._allowed = metrics.decisions.labels("allowed")
         self._denied = metrics.decisions.labels("denied")
         # Label children looked up once, not per decision (a lookup takes a lock and a hash).

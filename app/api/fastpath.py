@@ -271,7 +271,7 @@ class _Answerer:
         self._ok = metrics.http_requests.labels(path, method, "200")
         self._failed = metrics.http_requests.labels(path, method, "500")
         self._seconds = metrics.http_seconds.labels(path, method)
-        self._fast = metrics.http_fast_path
+        self._fast = metrics.http_fast_path.child()
 
     async def answer(
         self, send: Send, started: float, produce: Callable[..., bytes], *args: Any

@@ -52,6 +52,30 @@ def test_observe_many_counts_each_time() -> None:
     assert registry.get_sample_value("m_seconds_sum") == pytest.approx(0.003)
 
 
+def test_a_kept_child_is_the_family_s_series(tmp_path: Path) -> None:
+    """``child()`` (kept by hot paths) updates what the family reports, shared or not."""
+    samples = SharedSamples(tmp_path, 1)
+    try:
+        for shared in (None, samples):
+            registry = CollectorRegistry()
+            plain = LeanCounter("k_total", "Kept.", registry=registry, shared=shared)
+            single = LeanHistogram(
+                "k_seconds", "Kept.", buckets=BUCKETS, registry=registry, shared=shared
+            )
+            kept, kept_seconds = plain.child(), single.child()
+            assert plain.child() is kept
+            assert single.child() is kept_seconds
+            kept.inc()
+            plain.inc(2)
+            kept_seconds.observe(0.00003)
+            single.observe(0.3)
+            assert registry.get_sample_value("k_total") == 3
+            assert registry.get_sample_value("k_seconds_count") == 2
+            assert registry.get_sample_value("k_seconds_bucket", {"le": "0.0001"}) == 1
+    finally:
+        samples.close()
+
+
 def test_names_and_labels_are_checked() -> None:
     registry = CollectorRegistry()
     LeanCounter("dup_total", "One.", registry=registry)
@@ -62,6 +86,8 @@ def test_names_and_labels_are_checked() -> None:
         labelled.labels("x", "y")
     with pytest.raises(ValueError, match=r"use \.labels"):
         labelled.inc()
+    with pytest.raises(ValueError, match=r"use \.labels"):
+        labelled.child()
     with pytest.raises(ValueError, match="ascending"):
         LeanHistogram("h_seconds", "Bad.", buckets=(1.0, 0.5), registry=registry)
 
