@@ -43,6 +43,16 @@ ORDER = {"account": "alpha", "symbol": "BTCUSDT", "side": "BUY", "quantity": "0.
 CAN_TRADE_OK = {"route": "/can-trade", "method": "GET", "status": "200"}
 
 
+def _api_pool(accounts: dict[str, Any], redis_url: str, workdir: Path) -> GuardProcess:
+    """An api role guard with two workers (not started)."""
+    config = guard_config(
+        accounts, port=free_port(), extra=fleet_extra(redis_url, "api"), policy=RELAXED
+    )
+    return GuardProcess(
+        config, workdir, command=[sys.executable, "-m", "app", "--role", "api", "--workers", "2"]
+    )
+
+
 def _accounts(sim: SimulatorProcess) -> dict[str, dict[str, Any]]:
     return {"alpha": account_entry(sim, HEALTHY), "charlie": account_entry(sim, THIN_MARGIN)}
 
@@ -112,14 +122,7 @@ def api_pool(
 ) -> Iterator[GuardProcess]:
     accounts = _accounts(shared_simulator)
     start_guard(accounts, extra=fleet_extra(redis_server.url, "refresher"), policy=RELAXED)
-    config = guard_config(
-        accounts, port=free_port(), extra=fleet_extra(redis_server.url, "api"), policy=RELAXED
-    )
-    api = GuardProcess(
-        config,
-        tmp_path,
-        command=[sys.executable, "-m", "app", "--role", "api", "--workers", "2"],
-    )
+    api = _api_pool(accounts, redis_server.url, tmp_path)
     api.start()
     try:
         yield api
@@ -314,16 +317,9 @@ def test_a_pool_stopped_as_soon_as_it_answers_exits_0(
     accounts = _accounts(shared_simulator)
     start_guard(accounts, extra=fleet_extra(redis_server.url, "refresher"), policy=RELAXED)
     for cycle in range(3):
-        config = guard_config(
-            accounts, port=free_port(), extra=fleet_extra(redis_server.url, "api"), policy=RELAXED
-        )
         workdir = tmp_path / f"pool-{cycle}"
         workdir.mkdir()
-        api = GuardProcess(
-            config,
-            workdir,
-            command=[sys.executable, "-m", "app", "--role", "api", "--workers", "2"],
-        )
+        api = _api_pool(accounts, redis_server.url, workdir)
         api.start()
         try:
             assert api.proc is not None
