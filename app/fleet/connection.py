@@ -2,7 +2,8 @@
 
 redis-py reconnects by itself on the next command after a dropped connection; ``RedisLink``
 watches the link (a PING loop), so the rest of the fleet code can ask "is Redis up, and
-since when is it down", and counts errors and reconnects for the metrics.
+since when is it down", counts errors and reconnects for the metrics, and drops the pool's
+idle connections while Redis is down (they are dead once it is back).
 """
 
 from __future__ import annotations
@@ -145,6 +146,11 @@ class RedisLink:
 
     async def run(self) -> None:
         while True:
+            if not self.up:
+                # Connections left idle in the pool when Redis went away are dead once it is
+                # back: each would fail its next command once (a lost lease renewal, a failed
+                # publish, the link flapping "unreachable"). Drop them while Redis is down.
+                await self.redis.connection_pool.disconnect(inuse_connections=False)
             try:
                 await self.redis.ping()
             except REDIS_ERRORS as exc:

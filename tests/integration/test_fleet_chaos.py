@@ -146,4 +146,16 @@ def test_deny_mode_denies_every_order_on_every_replica_past_the_grace_and_recove
         with guard.client() as bot:
             for order in orders:
                 decide_until(bot, order, lambda body: body["allowed"], timeout=20)
-        assert readyz(guard)["fleet"]["redis"] == "up"
+        # /readyz reports the last Redis command's outcome. Before the pool was flushed while
+        # Redis was down (test_fleet_reconnect.py), stale connections flipped it back to
+        # "unreachable" after the orders were allowed. It must settle on "up" and stay there.
+        try:
+            wait_until(
+                lambda g=guard: readyz(g)["fleet"]["redis"] == "up", timeout=10, what="redis up"
+            )
+            for _ in range(5):
+                assert readyz(guard)["fleet"]["redis"] == "up"
+                time.sleep(0.2)
+        except AssertionError as exc:
+            lines = [line for line in guard.logs().splitlines() if "redis" in line]
+            raise AssertionError("\n".join(lines[-30:])) from exc
