@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -53,6 +54,10 @@ def _replicas(
         )
         for _ in range(n)
     ]
+
+
+def _redis_up(guard: GuardProcess) -> bool:
+    return bool(readyz(guard)["fleet"]["redis"] == "up")
 
 
 def _hammer(guard: GuardProcess, replica: int, stop: threading.Event, out: list[Answer]) -> None:
@@ -150,11 +155,9 @@ def test_deny_mode_denies_every_order_on_every_replica_past_the_grace_and_recove
         # Redis was down (test_fleet_reconnect.py), stale connections flipped it back to
         # "unreachable" after the orders were allowed. It must settle on "up" and stay there.
         try:
-            wait_until(
-                lambda g=guard: readyz(g)["fleet"]["redis"] == "up", timeout=10, what="redis up"
-            )
+            wait_until(partial(_redis_up, guard), timeout=10, what="redis up")
             for _ in range(5):
-                assert readyz(guard)["fleet"]["redis"] == "up"
+                assert _redis_up(guard)
                 time.sleep(0.2)
         except AssertionError as exc:
             lines = [line for line in guard.logs().splitlines() if "redis" in line]
