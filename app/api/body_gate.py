@@ -50,17 +50,9 @@ class BodyGate:
 
     async def admit(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """The ``receive`` the app should use (the body replayed), or None when this gate has
-        answered the request itself."""
-        length: int | None = None
-        chunked = False
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    length = int(value)  # httptools has checked it: ASCII digits
-                except ValueError:
-                    length = None
-            elif name == b"transfer-encoding":
-                chunked = True
+        answered the request itself. ``declares_body`` tells, without a coroutine, whether a
+        request has anything to gate."""
+        length, chunked = _declared(scope["headers"])
         if not chunked and not length:
             return receive  # no body: nothing to gate
         authorization = None
@@ -108,6 +100,31 @@ class BodyGate:
             )
             return None
         return _replay(received, receive)
+
+
+def _declared(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
+    """The declared ``Content-Length`` (None: absent or unreadable) and whether the body is
+    chunked."""
+    length: int | None = None
+    chunked = False
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                length = int(value)  # httptools has checked it: ASCII digits
+            except ValueError:
+                length = None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
+
+
+def declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request declares a body (``Content-Length`` above 0, or chunked): only
+    those go through ``BodyGate.admit``."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
 
 
 def _too_large(length: int | None, limit: int) -> bytes:

@@ -3,10 +3,14 @@ fits the largest valid batch."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-from app.api.body_gate import DEFAULT_MAX_BODY_BYTES
+import pytest
+
+from app.api.body_gate import DEFAULT_MAX_BODY_BYTES, BodyGate, declares_body
 from app.api.schemas import BatchQuery
+from app.api.security import TokenAuth
 from app.config import ServerSettings
 from app.http_server import EXCHANGE_CONNECTIONS, OWN_FILES, connection_cap
 
@@ -32,3 +36,40 @@ def test_the_largest_valid_batch_fits_the_default_body_limit() -> None:
     body = json.dumps(batch, indent=2).encode()
     assert len(body) < DEFAULT_MAX_BODY_BYTES
     assert ServerSettings().max_body_bytes == DEFAULT_MAX_BODY_BYTES
+
+
+#: Headers, and whether ``GuardApp`` sends the request through ``BodyGate.admit``.
+HEADER_SETS: list[tuple[list[tuple[bytes, bytes]], bool]] = [
+    ([], False),
+    ([(b"host", b"x"), (b"authorization", b"Bearer t")], False),
+    ([(b"content-length", b"0")], False),
+    ([(b"content-length", b"00")], True),  # no body, but not spelled "0": the gate decides
+    ([(b"content-length", b"12")], True),
+    ([(b"transfer-encoding", b"chunked")], True),
+    ([(b"content-length", b"0"), (b"transfer-encoding", b"chunked")], True),
+]
+
+
+@pytest.mark.parametrize(("headers", "gated"), HEADER_SETS)
+def test_a_request_the_app_skips_the_gate_for_is_one_the_gate_would_pass_untouched(
+    headers: list[tuple[bytes, bytes]], gated: bool
+) -> None:
+    """``GuardApp`` calls ``BodyGate.admit`` only when ``declares_body`` says so: whenever it
+    says no, the gate itself would have passed the request on unread and unanswered."""
+    assert declares_body(headers) is gated
+    gate = BodyGate(TokenAuth([("bot", "a-long-enough-token", ["decide"])]))
+    sent: list[object] = []
+    read: list[object] = []
+
+    async def receive() -> dict[str, object]:
+        read.append(True)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    admitted = asyncio.run(gate.admit({"type": "http", "headers": headers}, receive, send))
+    if not gated:
+        assert admitted is receive
+        assert sent == []
+        assert read == []
