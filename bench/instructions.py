@@ -1,7 +1,7 @@
 """Instructions per ``GET /can-trade`` of the whole HTTP stack, counted by valgrind (callgrind).
 
     python -m bench.instructions [--requests 3000] [--warmup 1000] [--only guard|baseline]
-                                 [--tree DIR ...] [--jobs 2]
+                                 [--tree DIR ...] [--jobs 2] [--plain-http]
 
 On a shared machine closed-loop throughput (wrk) moves by 10-60 % between identical runs; a
 1-3 % lever can only be judged on a count the neighbours cannot move. This counts the CPU
@@ -30,7 +30,10 @@ Instructions per request = (Ir of warmup + N requests - Ir of warmup requests) /
 valgrind runs per figure (run ``--jobs`` at a time). ``--tree DIR`` (a checkout of another
 commit, e.g. ``git worktree add --detach /tmp/a <commit>``) counts the guard of that tree with
 that tree's own ``app/`` and ``bench/`` (first on ``sys.path``, cwd there): a lever is an A/B
-of two counts. Each valgrind run takes ~1-2 minutes (Python under callgrind is ~50x slower).
+of two counts. A tree older than the guard's server options (issue 12's header deadline) runs
+on uvicorn's plain httptools protocol, as it did; ``--plain-http`` runs every guard that way,
+for a like-for-like comparison with such a tree. Each valgrind run takes ~1-2 minutes (Python
+under callgrind is ~50x slower).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: Set (to "1") for the children: the guard on uvicorn's plain httptools protocol.
+PLAIN_HTTP_ENV = "BENCH_INSTRUCTIONS_PLAIN_HTTP"
 #: This repository's root (the tree of this file).
 HERE = Path(__file__).resolve().parent.parent
 #: Accounts of the bench config; one account's state is replaced every REFRESH_EVERY requests.
@@ -164,12 +169,17 @@ def guard_target(tmp: Path) -> Target:
     """The guard from the bench's 100-account config, every account's state in its store."""
     from prometheus_client import CollectorRegistry
 
+    import app.main
     from app.config import Settings
     from app.decision_log import DecisionLogWriter
     from app.domain import Instant
     from app.logs import configure_logging
-    from app.main import create_app, server_options
     from bench import scenario
+
+    # A tree from before the slow-client protections (issue 12) has no server options: it
+    # ran uvicorn's plain httptools protocol, and so does --plain-http for any tree.
+    server_options = getattr(app.main, "server_options", None)
+    plain = server_options is None or os.environ.get(PLAIN_HTTP_ENV) == "1"
 
     config = scenario.guard_config(
         ACCOUNTS,
@@ -178,11 +188,12 @@ def guard_target(tmp: Path) -> Target:
         data_dir=tmp / "data",
         policy=_SLOW_RUN_POLICY,
     )
-    config["server"]["header_timeout_s"] = _SLOW_RUN_HEADER_TIMEOUT_S
+    if not plain:
+        config["server"]["header_timeout_s"] = _SLOW_RUN_HEADER_TIMEOUT_S
     settings = Settings(**config)
     configure_logging(settings.server.log_format, settings.server.log_level)
-    app = create_app(settings, registry=CollectorRegistry())
-    services = app.state.services
+    guard = app.main.create_app(settings, registry=CollectorRegistry())
+    services = guard.state.services
     log = services.decider.decision_log
     if log.writer is None:
         raise RuntimeError("the bench config's decision log has no batched writer")
@@ -209,9 +220,14 @@ def guard_target(tmp: Path) -> Target:
 
     for k in range(ACCOUNTS):
         put(k)
+    options = (
+        server_options(settings)
+        if server_options is not None and not plain
+        else {"http": "httptools"}
+    )
     return Target(
-        app,
-        server_options(settings),
+        guard,
+        options,
         refresh=lambda i: put((i // REFRESH_EVERY) % ACCOUNTS),
         flush=log.writer.flush,
         close=close,
@@ -373,7 +389,7 @@ def render(figures: Sequence[Figure], elapsed_s: float) -> list[str]:
         f"the warmup; {elapsed_s:.0f} s)"
     ]
     for f in figures:
-        lines.append(f"{f.label:<40} {f.per_request:>12,.0f}")
+        lines.append(f"{f.label:<60} {f.per_request:>12,.0f}")
     baseline = next((f for f in figures if f.which == "baseline"), None)
     guards = [f for f in figures if f.which == "guard"]
     if baseline is not None:
@@ -393,6 +409,14 @@ def render(figures: Sequence[Figure], elapsed_s: float) -> list[str]:
     return lines
 
 
+def _guard_label(tree: Path, plain_http: bool) -> str:
+    if plain_http:
+        return f"guard {tree} (plain httptools)"
+    if "def server_options" not in (tree / "app" / "main.py").read_text(encoding="utf-8"):
+        return f"guard {tree} (plain httptools: no server options in this tree)"
+    return f"guard {tree}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3_000, help="measured requests (N)")
@@ -406,6 +430,12 @@ def main() -> None:
         help="another checkout whose guard to count too (repeatable)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="valgrind runs at a time")
+    parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="run every guard on uvicorn's plain httptools protocol (no header deadline): "
+        "compares with trees older than the server options, which run that way anyway",
+    )
     parser.add_argument("--child", choices=("guard", "baseline"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -424,12 +454,13 @@ def main() -> None:
     for tree in trees:
         if not (tree / "app" / "main.py").is_file() or not (tree / "bench").is_dir():
             parser.error(f"--tree {tree}: not a checkout of this repository")
+    if args.plain_http:
+        os.environ[PLAIN_HTTP_ENV] = "1"  # the children inherit it
     figures: list[Figure] = []
     if args.only != "guard":
         figures.append(Figure("baseline (bare ASGI app)", "baseline", HERE))
     if args.only != "baseline":
-        figures.append(Figure(f"guard {HERE}", "guard", HERE))
-        figures += [Figure(f"guard {t}", "guard", t) for t in trees]
+        figures += [Figure(_guard_label(t, args.plain_http), "guard", t) for t in [HERE, *trees]]
     done, elapsed = measure(figures, args.requests, args.warmup, args.jobs)
     print("\n".join(render(done, elapsed)))
 
