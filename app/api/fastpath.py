@@ -49,6 +49,7 @@ from starlette.types import Message, Receive, Scope, Send
 from app.api.body_gate import declares_body
 from app.api.decider import EvaluationKey, evaluation_key
 from app.api.order_fields import TimeInForce, order_fields_problem
+from app.api.security import PLAIN_TOKEN
 from app.api.security import Scope as AuthScope
 from app.api.strict import AMOUNT, MAX_AMOUNT_CHARS, json_keys_are_unique
 from app.domain import OrderIntent, OrderPositionSide, OrderSide
@@ -70,8 +71,6 @@ QUERY_CACHE_SIZE = 4096
 #: ``key=value(&key=value)*`` with unreserved characters only: what ``parse_qsl`` leaves as is.
 _QUERY = re.compile(rb"[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+(?:&[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+)*")
 _SYMBOL = re.compile(r"[A-Za-z0-9_\-]{1,40}")
-#: A token as sent: printable ASCII, no spaces (anything else goes the long way).
-_TOKEN = re.compile(rb"[!-~]+")
 _SIDES = {"BUY": OrderSide.BUY, "SELL": OrderSide.SELL}
 #: pydantic's lax booleans (case-insensitive), see ``tests/unit/api/test_fastpath.py``.
 _BOOLS = {
@@ -247,8 +246,10 @@ def _intent(params: dict[str, Any], reduce_only: bool, close_position: bool) -> 
     )
 
 
-def bearer_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    """The token of the only ``Authorization: Bearer <token>`` header, or None."""
+def bearer_token(headers: list[tuple[bytes, bytes]], *, check: bool = True) -> bytes | None:
+    """The token of the only ``Authorization: Bearer <token>`` header, or None. ``check``:
+    only a printable-ASCII token without spaces (False when every configured token is one,
+    ``TokenAuth.plain``: only such a token can then equal one of them)."""
     token = None
     for name, value in headers:
         if name == b"authorization":
@@ -257,7 +258,7 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:
             if not value.startswith(b"Bearer "):
                 return None
             token = value[7:]
-    if token is None or _TOKEN.fullmatch(token) is None:
+    if token is None or (check and PLAIN_TOKEN.fullmatch(token) is None):
         return None
     return token
 
@@ -317,6 +318,7 @@ class FastCanTrade:
         #: decide_json, *parsed)``, ``started`` its ``time.perf_counter()`` on arrival.
         self.answerer = _Answerer(services, PATH, "GET")
         self.decide_json = services.decider.decide_json
+        self._check_token = not services.auth.plain
         self._queries: dict[bytes, _Parsed] = {}
         self._cache_size = cache_size
 
@@ -340,7 +342,7 @@ class FastCanTrade:
         if parsed is None:
             return None
         services = self._services
-        token = bearer_token(scope["headers"])
+        token = bearer_token(scope["headers"], check=self._check_token)
         principal = services.auth.identify(token) if token is not None else None
         if (
             principal is None

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.deps import Services
 from app.api.fastpath import bearer_token, parse_order_query
 from app.api.schemas import OrderQuery
+from app.api.security import TokenAuth
 from app.config import load_settings
 from app.domain import Instant, KillSwitchMode, KillSwitchScope
 from app.main import create_app
@@ -44,13 +45,13 @@ ACCOUNT = {
 }
 
 
-def _app(tmp_path: Path, policy: dict[str, Any] | None = None) -> FastAPI:
+def _app(tmp_path: Path, policy: dict[str, Any] | None = None, bot_token: str = BOT) -> FastAPI:
     settings = load_settings(
         None,
         server={"data_dir": str(tmp_path), "decision_log": "none"},
         auth={
             "tokens": [
-                {"name": "bot", "token": BOT, "scopes": ["decide"]},
+                {"name": "bot", "token": bot_token, "scopes": ["decide"]},
                 {"name": "reader", "token": READER, "scopes": ["read"]},
             ]
         },
@@ -376,6 +377,48 @@ def test_bearer_token_takes_exactly_one_plain_bearer_header() -> None:
     assert bearer_token([(b"authorization", b"Bearer a b")]) is None
     assert bearer_token([(b"authorization", b"Bearer ")]) is None
     assert bearer_token([(b"authorization", "Bearer é".encode())]) is None
+
+
+def test_bearer_token_without_the_check_takes_the_token_as_sent() -> None:
+    headers = [(b"authorization", b"Bearer  spaced token")]
+    assert bearer_token(headers) is None
+    assert bearer_token(headers, check=False) == b" spaced token"
+
+
+def test_tokens_are_plain_only_when_every_configured_token_is() -> None:
+    assert TokenAuth([("a", "plain-token-1", ["decide"]), ("b", "x~!#", ["read"])]).plain
+    assert not TokenAuth([("a", "plain-token-1", ["decide"]), ("b", "two words", ["read"])]).plain
+    assert not TokenAuth([("a", " leading-space", ["decide"])]).plain
+    assert not TokenAuth([("a", "tok\u00e9n-with-accent", ["decide"])]).plain
+
+
+@pytest.mark.parametrize(
+    ("configured", "sent"),
+    [
+        (" lead-space-token-0001", "Bearer  lead-space-token-0001"),  # the route strips: 401
+        ("two words-token-0001", "Bearer two words-token-0001"),  # the route takes it: 200
+        (BOT, f"Bearer {BOT}"),
+    ],
+)
+async def test_a_token_outside_the_plain_charset_is_judged_like_the_route(
+    tmp_path: Path, configured: str, sent: str
+) -> None:
+    """The fast path skips its charset check only when every configured token is plain; a
+    configured token with a space must not let the fast path take what the route refuses."""
+    app = _app(tmp_path, bot_token=configured)
+    path = q(**ORDER)
+    base = "http://guard"
+    fast = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base)
+    slow = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=_without_fast_path(app)), base_url=base
+    )
+    async with fast, slow:
+        before = _fast_count(app)
+        via_fast = await fast.get(path, headers={"Authorization": sent})
+        took_fast = _fast_count(app) - before
+        via_route = await slow.get(path, headers={"Authorization": sent})
+    assert _comparable(via_fast) == _comparable(via_route)
+    assert took_fast == (1 if configured == BOT else 0)
 
 
 def test_amounts_stay_decimals() -> None:
