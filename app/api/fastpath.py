@@ -306,7 +306,7 @@ class _Answerer:
 
 
 class FastCanTrade:
-    """Answers the happy path of ``GET /can-trade``; ``handle`` returns False for the rest.
+    """Answers the happy path of ``GET /can-trade``; ``accepts`` returns None for the rest.
 
     Bots ask the same questions again and again, so plainly valid query strings are kept
     with what they parse to (and the key of their reused evaluation); parsing is a pure
@@ -314,8 +314,8 @@ class FastCanTrade:
 
     def __init__(self, services: Services, *, cache_size: int = QUERY_CACHE_SIZE) -> None:
         self._services = services
-        #: Sends the answer of a request ``accepts`` took: ``answerer.answer(send, started,
-        #: decide_json, *parsed)``, ``started`` its ``time.perf_counter()`` on arrival.
+        #: Sends the answer of a request ``accepts`` took (``started``: the request's
+        #: ``time.perf_counter()`` on arrival, for the request-time histogram).
         self.answerer = _Answerer(services, PATH, "GET")
         self.decide_json = services.decider.decide_json
         self._check_token = not services.auth.plain
@@ -336,8 +336,9 @@ class FastCanTrade:
 
     def accepts(self, scope: Scope) -> _Parsed | None:
         """The request's intent and evaluation key if it is the plain happy path (then
-        ``answer`` it); None: not this path's to answer. Synchronous: ``GuardApp`` awaits
-        only the answer, one coroutine frame per request."""
+        ``GuardApp`` sends ``answerer.answer(send, started, decide_json, *parsed)``); None:
+        not this path's to answer. Synchronous: only the answer is awaited, one coroutine
+        frame per request."""
         parsed = self._parsed(scope["query_string"])
         if parsed is None:
             return None
@@ -352,16 +353,6 @@ class FastCanTrade:
         ):
             return None
         return parsed
-
-    async def handle(self, scope: Scope, send: Send) -> bool:
-        """Answer the request if it is the plain happy path; False: nothing was sent.
-        (``GuardApp`` calls ``accepts`` and ``answerer.answer`` itself: one frame less.)"""
-        started = time.perf_counter()
-        parsed = self.accepts(scope)
-        if parsed is None:
-            return False
-        await self.answerer.answer(send, started, self.decide_json, *parsed)
-        return True
 
 
 class FastBatch:

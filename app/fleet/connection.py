@@ -150,7 +150,8 @@ class RedisLink:
                 # Connections left idle in the pool when Redis went away are dead once it is
                 # back: each would fail its next command once (a lost lease renewal, a failed
                 # publish, the link flapping "unreachable"). Drop them while Redis is down.
-                await self.redis.connection_pool.disconnect(inuse_connections=False)
+                with contextlib.suppress(*REDIS_ERRORS):  # closing a dead socket may time out
+                    await self.redis.connection_pool.disconnect(inuse_connections=False)
             try:
                 await self.redis.ping()
             except REDIS_ERRORS as exc:
